@@ -1,0 +1,59 @@
+"""The ``arm-cpu-filter`` command: virsh-like subcommands over the engine and adapters.
+
+Each subcommand lives in ``cli/commands/<name>.py`` with ``register(subparsers)``; modules
+import their heavy dependencies inside the handler so start-up stays fast.  Exit status:
+0 success / usable, 1 not usable, 2 error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from arm_cpu_filter import __version__
+from arm_cpu_filter.errors import ArmCpuFilterError
+
+EXIT_OK, EXIT_NOT_USABLE, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it one line
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="arm-cpu-filter",
+        description="Safe live migration of ARM64 KVM guests: ID-register table, named CPU models, "
+        "KVM host snapshots, libvirt domain capabilities, Nova scheduler support.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from arm_cpu_filter.cli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    return parser
+
+
+def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")) -> None:
+    parser.add_argument("--format", choices=choices, default=choices[0], help="output format (default: %(default)s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except ArmCpuFilterError as exc:
+        print(f"arm-cpu-filter {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,51 @@
+"""``check (--definition FILE | MODEL[,PROP=VAL...]) --host SNAPSHOT``: would this host's KVM
+realize the CPU?  Exit status 0 usable, 1 not usable, 2 error."""
+
+from __future__ import annotations
+
+import argparse
+
+from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
+from arm_cpu_filter.cli.output import emit_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="check a CPU definition or model against a host", description=__doc__)
+    p.add_argument("model", nargs="?", help="MODEL[,PROP=VAL...]")
+    p.add_argument("--definition", metavar="FILE", help="CPU definition (or snapshot) JSON file")
+    p.add_argument("--host", required=True, metavar="SNAPSHOT", help="host snapshot file or sample name")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
+    from arm_cpu_filter.engine import check
+
+    definition = definition_arg(args.model, args.definition)
+    host = snapshot_arg(args.host)
+    result = check(definition, host)
+    out = result.to_dict()
+    fix = None
+    if not result.usable:
+        try:
+            from arm_cpu_filter.engine import fix as find_fix
+
+            fix = find_fix(definition, host)
+        except Exception:  # a fix is advice; the verdict stands without it
+            fix = None
+        out["fix"] = fix
+    if args.format == "json":
+        emit_json(out)
+    else:
+        label = definition.name or args.definition or args.model
+        print(f"{label} on {host.host}: {'usable' if result.usable else 'NOT usable'}")
+        if result.blockers:
+            print(table([[b.register, b.field or "-", b.property or "-", b.requested, b.host,
+                          ",".join(b.supported) or "-", b.reason] for b in result.blockers],
+                        ["REGISTER", "FIELD", "PROPERTY", "REQUESTED", "HOST", "SUPPORTED", "WHY"]), end="")
+        if fix:
+            print("fix: " + ",".join(f"{k}={v}" for k, v in fix.items()))
+        elif not result.usable:
+            print("fix: none (a blocker cannot be lifted through writable fields)")
+    return EXIT_OK if result.usable else EXIT_NOT_USABLE

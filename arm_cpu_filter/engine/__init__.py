@@ -1,0 +1,24 @@
+"""Layer 4: the engine -- pure functions over CPU definitions and host snapshots.
+
+``check`` (KVM's acceptance rule), ``supported`` (per property, what a host accepts),
+``compare`` (s390x-style relation of two CPUs), ``baseline`` (the richest definition a
+pool of hosts shares) and ``fix`` (the smallest override set that makes a definition usable).
+"""
+
+from arm_cpu_filter.engine.baseline import BaselineResult, baseline
+from arm_cpu_filter.engine.check import Blocker, CheckResult, check
+from arm_cpu_filter.engine.compare import CompareResult, compare
+from arm_cpu_filter.engine.fix import fix
+from arm_cpu_filter.engine.supported import supported
+
+__all__ = [
+    "BaselineResult",
+    "Blocker",
+    "CheckResult",
+    "CompareResult",
+    "baseline",
+    "check",
+    "compare",
+    "fix",
+    "supported",
+]

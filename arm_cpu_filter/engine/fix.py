@@ -1,0 +1,47 @@
+"""``fix(definition, host)``: the smallest set of property overrides that makes a blocked
+definition usable on ``host`` -- or None when a blocker cannot be lifted by writable fields
+(a non-writable field, an implementation ID register, a missing vCPU feature...)."""
+
+from __future__ import annotations
+
+from arm_cpu_filter.engine.check import check, supported_raws
+from arm_cpu_filter.engine.hostview import host_view
+from arm_cpu_filter.properties import properties
+from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
+from arm_cpu_filter.table import load_table
+
+
+def fix(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
+    """Overrides (property -> value) to apply, {} when already usable, None when impossible."""
+    verdict = check(definition, host)
+    if verdict.usable:
+        return {}
+    table, props = load_table(), properties()
+    view = host_view(host, definition.vcpu_features)
+    regs = dict(definition.registers)
+    touched = {}
+    for b in verdict.blockers:
+        if not b.register or not b.field:
+            return None
+        f = table.register(b.register).field(b.field)
+        rv = view.registers[b.register]
+        choices = supported_raws(f, rv, view)
+        if len(choices) <= 1 and choices[:1] != [f.extract(rv.limit)]:
+            return None
+        want = f.ordinal(f.extract(regs[b.register]))
+        below = [c for c in choices if f.ordinal(c) <= want]
+        value = below[-1] if below else choices[0]
+        regs[b.register] = f.insert(regs[b.register], value)
+        prop = props.by_field.get(f.qualname)
+        touched[prop.name if prop else f"SYSREG_{b.register}_{f.name}"] = prop
+    fixed = CpuDefinition(regs, definition.vcpu_features)
+    if not check(fixed, host).usable:
+        return None
+    out = {}
+    for name, prop in touched.items():
+        if prop is not None and name == prop.name:
+            out[name] = prop.read(regs)
+        else:
+            reg, fld = name[len("SYSREG_"):].rsplit("_", 1) if False else (None, None)
+            out[name] = str(props.get(name).extract(regs)[0])
+    return out

@@ -1,0 +1,91 @@
+"""KVM/arm64 userspace ABI as plain numbers and struct formats.
+
+Pure stdlib (fcntl/struct/array) so it runs under Debian's python3.11-minimal, which has no
+ctypes and no mmap. Numbers come from include/uapi/linux/kvm.h and arch/arm64/include/uapi/asm/kvm.h
+(generic Linux ioctl encoding: dir<<30 | size<<16 | type<<8 | nr).
+"""
+
+from __future__ import annotations
+
+KVMIO = 0xAE
+_NONE, _WRITE, _READ = 0, 1, 2
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (KVMIO << 8) | nr
+
+
+KVM_API_VERSION = 12
+
+# /dev/kvm and VM ioctls
+KVM_GET_API_VERSION = _ioc(_NONE, 0x00, 0)
+KVM_CREATE_VM = _ioc(_NONE, 0x01, 0)
+KVM_CHECK_EXTENSION = _ioc(_NONE, 0x03, 0)
+KVM_CREATE_VCPU = _ioc(_NONE, 0x41, 0)
+KVM_ENABLE_CAP = _ioc(_WRITE, 0xA3, 104)
+KVM_ARM_PREFERRED_TARGET = _ioc(_READ, 0xAF, 32)
+KVM_ARM_GET_REG_WRITABLE_MASKS = _ioc(_READ, 0xB6, 64)
+# vCPU ioctls
+KVM_GET_ONE_REG = _ioc(_WRITE, 0xAB, 16)
+KVM_SET_ONE_REG = _ioc(_WRITE, 0xAC, 16)
+KVM_ARM_VCPU_INIT = _ioc(_WRITE, 0xAE, 32)
+KVM_ARM_VCPU_FINALIZE = _ioc(_WRITE, 0xC2, 4)
+
+# struct layouts (little-endian, arm64)
+KVM_ONE_REG = "<QQ"  # u64 id; u64 addr
+KVM_VCPU_INIT = "<8I"  # u32 target; u32 features[7]
+REG_MASK_RANGE = (
+    "<QI13I"  # u64 addr; u32 range (0 = feature-ID range); u32 reserved[13]
+)
+KVM_ENABLE_CAP_FMT = "<II4Q64x"  # u32 cap; u32 flags; u64 args[4]; u8 pad[64]
+
+# capabilities (KVM_CHECK_EXTENSION / KVM_ENABLE_CAP)
+CAP_ONE_REG = 70
+CAP_ARM_PSCI_0_2 = 102
+CAP_ARM_PMU_V3 = 126
+CAP_ARM_SVE = 170
+CAP_ARM_PTRAUTH_ADDRESS = 171
+CAP_ARM_PTRAUTH_GENERIC = 172
+CAP_ARM_SUPPORTED_REG_MASK_RANGES = (
+    230  # bit 0 = KVM_ARM_GET_REG_WRITABLE_MASKS (Linux 6.7+)
+)
+CAP_ARM_WRITABLE_IMP_ID_REGS = (
+    239  # MIDR/REVIDR/AIDR writable if enabled before KVM_CREATE_VCPU (6.15+)
+)
+
+# KVM_ARM_VCPU_INIT feature bits (features[0]) and KVM_ARM_VCPU_FINALIZE argument
+VCPU_PSCI_0_2 = 2
+VCPU_PMU_V3 = 3
+VCPU_SVE = 4
+VCPU_PTRAUTH_ADDRESS = 5
+VCPU_PTRAUTH_GENERIC = 6
+FINALIZE_SVE = 4
+
+# HostSnapshot vcpu_features names -> (feature bit, capability that allows it)
+VCPU_FEATURES: dict[str, tuple[int, int]] = {
+    "psci-0.2": (VCPU_PSCI_0_2, CAP_ARM_PSCI_0_2),
+    "pmu-v3": (VCPU_PMU_V3, CAP_ARM_PMU_V3),
+    "sve": (VCPU_SVE, CAP_ARM_SVE),
+    "ptrauth-address": (VCPU_PTRAUTH_ADDRESS, CAP_ARM_PTRAUTH_ADDRESS),
+    "ptrauth-generic": (VCPU_PTRAUTH_GENERIC, CAP_ARM_PTRAUTH_GENERIC),
+}
+
+WRITABLE_MASKS_COUNT = 192  # u64 entries in the feature-ID range array
+SYSREG_ID_BASE = (
+    0x6030000000130000  # KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG
+)
+
+
+def sysreg_id(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+    """ONE_REG id of a system register."""
+    return SYSREG_ID_BASE | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+
+
+def mask_index(op0: int, op1: int, crn: int, crm: int, op2: int) -> int | None:
+    """Index in the KVM_ARM_GET_REG_WRITABLE_MASKS array, None outside the feature-ID range.
+
+    The range is op0=3, op1 in {0,1,3}, CRn=0, CRm 0..7 (KVM's ARM64_FEATURE_ID_RANGE_IDX).
+    """
+    if op0 != 3 or crn != 0 or crm > 7 or op1 not in (0, 1, 3):
+        return None
+    return ((op1 & 3) - (op1 == 3)) << 6 | (crm & 7) << 3 | op2

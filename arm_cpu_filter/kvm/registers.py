@@ -1,0 +1,39 @@
+"""The registers the adapter reads and writes: the project's table, minus per-vCPU MPIDR_EL1."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import NamedTuple
+
+from arm_cpu_filter.table import load_table
+
+#: Not a CPU-model register: KVM derives it from the vCPU id.
+SKIPPED = frozenset({"MPIDR_EL1"})
+
+
+class KvmRegister(NamedTuple):
+    name: str
+    kvm_id: int
+    mask_index: int | None
+
+
+@cache
+def table_registers() -> tuple[KvmRegister, ...]:
+    """Table order (the order snapshots list and probes write them)."""
+    return tuple(
+        KvmRegister(r.name, r.kvm_id, r.mask_index)
+        for r in load_table().registers
+        if r.name not in SKIPPED
+    )
+
+
+def write_order(names: list[str]) -> list[str]:
+    """Table order, except CTR_EL0 goes before CLIDR_EL1.
+
+    CLIDR_EL1's setter consults CTR_EL0.IDC; a fixed order, with CTR first, keeps probe
+    verdicts reproducible whichever CTR the kernel consults.
+    """
+    rank = {r.name: i for i, r in enumerate(table_registers())}
+    if "CTR_EL0" in rank and "CLIDR_EL1" in rank:
+        rank["CTR_EL0"] = rank["CLIDR_EL1"] - 0.5  # type: ignore[assignment]
+    return sorted(names, key=lambda n: rank[n])
