@@ -57,14 +57,15 @@ def _meet(f: Field, limits: list[int]) -> int:
 
 def _field_value(f: Field, views: list[HostView], reg: str) -> tuple[int | None, dict[str, int]]:
     """The baseline value of one field, or None with the hosts' values when impossible."""
-    limits = {v.snapshot.host: f.extract(v.registers[reg].limit) for v in views}
-    fixed = {f.extract(v.registers[reg].limit) for v in views if f not in v.registers[reg].checked}
+    values = [f.extract(v.registers[reg].limit) for v in views]
+    limits = {v.snapshot.host: x for v, x in zip(views, values)}
+    fixed = {x for v, x in zip(views, values) if f not in v.registers[reg].checked}
     if len(fixed) > 1:
         return None, limits
     if fixed:
         value = fixed.pop()
     else:
-        value = _meet(f, list(limits.values()))
+        value = _meet(f, values)
     for v in views:
         rv = v.registers[reg]
         if f in rv.checked and not field_accepts(f, value, f.extract(rv.limit)):

@@ -44,15 +44,12 @@ def open_kvm(device: str = "/dev/kvm") -> int:
         ) from None
     except PermissionError:
         raise KvmError(
-            f"permission denied opening {device}: add the user to the 'kvm' group "
-            "(usermod -aG kvm USER) or run as root"
+            f"permission denied opening {device}: add the user to the 'kvm' group (usermod -aG kvm USER) or run as root"
         ) from None
     version = fcntl.ioctl(fd, k.KVM_GET_API_VERSION, 0)
     if version != k.KVM_API_VERSION:
         os.close(fd)
-        raise KvmError(
-            f"{device}: unexpected KVM API version {version} (want {k.KVM_API_VERSION})"
-        )
+        raise KvmError(f"{device}: unexpected KVM API version {version} (want {k.KVM_API_VERSION})")
     return fd
 
 
@@ -72,9 +69,7 @@ def create_vm(kvm_fd: int) -> int:
 
 def enable_cap(vm_fd: int, cap: int) -> None:
     """KVM_ENABLE_CAP with no arguments (must precede the first vCPU for VM caps)."""
-    fcntl.ioctl(
-        vm_fd, k.KVM_ENABLE_CAP, struct.pack(k.KVM_ENABLE_CAP_FMT, cap, 0, 0, 0, 0, 0)
-    )
+    fcntl.ioctl(vm_fd, k.KVM_ENABLE_CAP, struct.pack(k.KVM_ENABLE_CAP_FMT, cap, 0, 0, 0, 0, 0))
 
 
 def preferred_target(vm_fd: int) -> int:
@@ -87,9 +82,7 @@ def feature_bits(features: Iterable[str]) -> int:
     bits = 0
     for name in features:
         if name not in k.VCPU_FEATURES:
-            raise KvmError(
-                f"unknown vCPU feature {name!r} (known: {', '.join(k.VCPU_FEATURES)})"
-            )
+            raise KvmError(f"unknown vCPU feature {name!r} (known: {', '.join(k.VCPU_FEATURES)})")
         bits |= 1 << k.VCPU_FEATURES[name][0]
     return bits
 
@@ -99,14 +92,10 @@ def create_vcpu(vm_fd: int, target: int, features: Iterable[str]) -> int:
     features = list(features)
     vcpu = fcntl.ioctl(vm_fd, k.KVM_CREATE_VCPU, 0)
     try:
-        init = struct.pack(
-            k.KVM_VCPU_INIT, target, feature_bits(features), 0, 0, 0, 0, 0, 0
-        )
+        init = struct.pack(k.KVM_VCPU_INIT, target, feature_bits(features), 0, 0, 0, 0, 0, 0)
         fcntl.ioctl(vcpu, k.KVM_ARM_VCPU_INIT, init)
         if "sve" in features:
-            fcntl.ioctl(
-                vcpu, k.KVM_ARM_VCPU_FINALIZE, struct.pack("<i", k.FINALIZE_SVE)
-            )
+            fcntl.ioctl(vcpu, k.KVM_ARM_VCPU_FINALIZE, struct.pack("<i", k.FINALIZE_SVE))
     except BaseException:
         os.close(vcpu)
         raise
@@ -150,9 +139,7 @@ def writable_masks(vm_fd: int) -> list[int] | None:
 class ScratchVcpu:
     """A fresh VM with one initialised vCPU; closes both fds on exit (never runs guest code)."""
 
-    def __init__(
-        self, kvm_fd: int, features: Iterable[str], enable_caps: Iterable[int] = ()
-    ) -> None:
+    def __init__(self, kvm_fd: int, features: Iterable[str], enable_caps: Iterable[int] = ()) -> None:
         self.vm = create_vm(kvm_fd)
         try:
             for cap in enable_caps:

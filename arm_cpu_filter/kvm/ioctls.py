@@ -34,9 +34,7 @@ KVM_ARM_VCPU_FINALIZE = _ioc(_WRITE, 0xC2, 4)
 # struct layouts (little-endian, arm64)
 KVM_ONE_REG = "<QQ"  # u64 id; u64 addr
 KVM_VCPU_INIT = "<8I"  # u32 target; u32 features[7]
-REG_MASK_RANGE = (
-    "<QI13I"  # u64 addr; u32 range (0 = feature-ID range); u32 reserved[13]
-)
+REG_MASK_RANGE = "<QI13I"  # u64 addr; u32 range (0 = feature-ID range); u32 reserved[13]
 KVM_ENABLE_CAP_FMT = "<II4Q64x"  # u32 cap; u32 flags; u64 args[4]; u8 pad[64]
 
 # capabilities (KVM_CHECK_EXTENSION / KVM_ENABLE_CAP)
@@ -46,12 +44,8 @@ CAP_ARM_PMU_V3 = 126
 CAP_ARM_SVE = 170
 CAP_ARM_PTRAUTH_ADDRESS = 171
 CAP_ARM_PTRAUTH_GENERIC = 172
-CAP_ARM_SUPPORTED_REG_MASK_RANGES = (
-    230  # bit 0 = KVM_ARM_GET_REG_WRITABLE_MASKS (Linux 6.7+)
-)
-CAP_ARM_WRITABLE_IMP_ID_REGS = (
-    239  # MIDR/REVIDR/AIDR writable if enabled before KVM_CREATE_VCPU (6.15+)
-)
+CAP_ARM_SUPPORTED_REG_MASK_RANGES = 230  # bit 0 = KVM_ARM_GET_REG_WRITABLE_MASKS (Linux 6.7+)
+CAP_ARM_WRITABLE_IMP_ID_REGS = 239  # MIDR/REVIDR/AIDR writable if enabled before KVM_CREATE_VCPU (6.15+)
 
 # KVM_ARM_VCPU_INIT feature bits (features[0]) and KVM_ARM_VCPU_FINALIZE argument
 VCPU_PSCI_0_2 = 2
@@ -71,9 +65,7 @@ VCPU_FEATURES: dict[str, tuple[int, int]] = {
 }
 
 WRITABLE_MASKS_COUNT = 192  # u64 entries in the feature-ID range array
-SYSREG_ID_BASE = (
-    0x6030000000130000  # KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG
-)
+SYSREG_ID_BASE = 0x6030000000130000  # KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG
 
 
 def sysreg_id(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:

@@ -34,9 +34,7 @@ def probe_definition(
     ids = {r.name: r.kvm_id for r in table_registers()}
     unknown = sorted(set(registers) - set(ids))
     if unknown:
-        raise KvmError(
-            f"cannot probe register(s) unknown to the table: {', '.join(unknown)}"
-        )
+        raise KvmError(f"cannot probe register(s) unknown to the table: {', '.join(unknown)}")
     caps = [k.CAP_ARM_WRITABLE_IMP_ID_REGS] if enable_impl_id_regs else []
     kvm = dev.open_kvm(device)
     start = time.monotonic()
@@ -52,9 +50,7 @@ def probe_definition(
     return _verdict(result, registers, 0, start)
 
 
-def _write_and_read(
-    vcpu: int, registers: dict[str, int], ids: dict[str, int]
-) -> dict[str, dict]:
+def _write_and_read(vcpu: int, registers: dict[str, int], ids: dict[str, int]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for name in write_order(list(registers)):
         try:
@@ -72,15 +68,9 @@ def _write_and_read(
     return out
 
 
-def _verdict(
-    result: dict[str, dict], registers: dict[str, int], init_rc: int | str, start: float
-) -> dict:
+def _verdict(result: dict[str, dict], registers: dict[str, int], init_rc: int | str, start: float) -> dict:
     accepted = init_rc == 0 and all(r["rc"] == 0 for r in result.values())
-    same = (
-        all(result[n]["readback"] == f"0x{v:016x}" for n, v in registers.items())
-        if result
-        else False
-    )
+    same = all(result[n]["readback"] == f"0x{v:016x}" for n, v in registers.items()) if result else False
     return {
         "registers": result,
         "vcpu_init": init_rc,

@@ -21,9 +21,7 @@ from .registers import table_registers
 
 def offered_features(kvm_fd: int) -> list[str]:
     """vCPU features this host's KVM allows (PtrAuth only as the address+generic pair KVM requires)."""
-    names = [
-        n for n, (_, cap) in k.VCPU_FEATURES.items() if dev.check_extension(kvm_fd, cap)
-    ]
+    names = [n for n, (_, cap) in k.VCPU_FEATURES.items() if dev.check_extension(kvm_fd, cap)]
     if not {"ptrauth-address", "ptrauth-generic"} <= set(names):
         names = [n for n in names if not n.startswith("ptrauth-")]
     return names
@@ -35,16 +33,12 @@ def choose_features(offered: list[str], requested: list[str] | None) -> list[str
         return offered
     unknown = sorted(set(requested) - set(k.VCPU_FEATURES))
     if unknown:
-        raise KvmError(
-            f"unknown vCPU feature(s) {', '.join(unknown)} (known: {', '.join(k.VCPU_FEATURES)})"
-        )
+        raise KvmError(f"unknown vCPU feature(s) {', '.join(unknown)} (known: {', '.join(k.VCPU_FEATURES)})")
     if ("ptrauth-address" in requested) != ("ptrauth-generic" in requested):
         raise KvmError("KVM requires ptrauth-address and ptrauth-generic together")
     missing = [f for f in requested if f not in offered]
     if missing:
-        raise KvmError(
-            f"this host's KVM does not offer vCPU feature(s): {', '.join(missing)}"
-        )
+        raise KvmError(f"this host's KVM does not offer vCPU feature(s): {', '.join(missing)}")
     return [f for f in k.VCPU_FEATURES if f in requested]
 
 
@@ -52,9 +46,7 @@ def impl_id_choice(kvm_fd: int, enable: bool | None) -> bool:
     """Whether the scratch VM (and the VMs the snapshot describes) enable WRITABLE_IMP_ID_REGS."""
     supported = dev.check_extension(kvm_fd, k.CAP_ARM_WRITABLE_IMP_ID_REGS) != 0
     if enable and not supported:
-        raise KvmError(
-            "this kernel lacks KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (239): Linux 6.15+ is needed"
-        )
+        raise KvmError("this kernel lacks KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (239): Linux 6.15+ is needed")
     return supported if enable is None else enable
 
 
@@ -111,7 +103,5 @@ def _read_registers(vcpu_fd: int) -> dict[str, int]:
             values[reg.name] = dev.get_reg(vcpu_fd, reg.kvm_id)
         except OSError as e:
             if e.errno != errno.ENOENT:
-                raise KvmError(
-                    f"KVM_GET_ONE_REG {reg.name}: {dev.errno_name(e.errno or 0)}"
-                ) from e
+                raise KvmError(f"KVM_GET_ONE_REG {reg.name}: {dev.errno_name(e.errno or 0)}") from e
     return values

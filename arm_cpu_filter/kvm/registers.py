@@ -20,11 +20,7 @@ class KvmRegister(NamedTuple):
 @cache
 def table_registers() -> tuple[KvmRegister, ...]:
     """Table order (the order snapshots list and probes write them)."""
-    return tuple(
-        KvmRegister(r.name, r.kvm_id, r.mask_index)
-        for r in load_table().registers
-        if r.name not in SKIPPED
-    )
+    return tuple(KvmRegister(r.name, r.kvm_id, r.mask_index) for r in load_table().registers if r.name not in SKIPPED)
 
 
 def write_order(names: list[str]) -> list[str]:

@@ -136,8 +136,14 @@ def fetch_kernel(apt: PrivateApt, label: str, suite: str, debs: Path, out: Path)
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     for deb in sorted(kdebs.glob("*.deb")):
-        run(["sh", "-c", f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tree}' --wildcards './boot/*' "
-             f"'./usr/lib/modules/*/vmlinuz' './usr/lib/modules/*/config' 2>/dev/null || true"])
+        run(
+            [
+                "sh",
+                "-c",
+                f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tree}' --wildcards './boot/*' "
+                f"'./usr/lib/modules/*/vmlinuz' './usr/lib/modules/*/config' 2>/dev/null || true",
+            ]
+        )
     images = glob.glob(f"{tree}/boot/vmlinuz-*") + glob.glob(f"{tree}/usr/lib/modules/*/vmlinuz")
     configs = glob.glob(f"{tree}/boot/config-*") + glob.glob(f"{tree}/usr/lib/modules/*/config")
     if len(images) != 1 or len(configs) != 1:
@@ -184,8 +190,16 @@ def build_initramfs(debs: Path, stdlib_deb: Path, out: Path) -> None:
     (root / "init").chmod(0o755)
     # Same bytecode magic for every 3.11.x: compile here so the TCG guest does not (saves ~1 s/boot).
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
-         str(root / "usr/lib/python3.11")],
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(root / "usr/lib/python3.11"),
+        ],
         check=False,
     )
     cpio.write(str(out), cpio.tree_entries(str(root)))
@@ -198,8 +212,9 @@ def host_qemu72(cache: Path) -> dict:
         if os.geteuid() != 0:
             raise SystemExit("qemu-system-aarch64 missing: apt-get install --no-install-recommends qemu-system-arm")
         log("installing qemu-system-arm (host QEMU 7.2)")
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-arm"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "qemu-system-arm"], check=True, capture_output=True
+        )
     version = run(["qemu-system-aarch64", "--version"]).splitlines()[0]
     pkg = run(["dpkg-query", "-W", "-f=${Version}", "qemu-system-arm"]).strip()
     return {"binary": "qemu-system-aarch64", "version": version, "package": f"qemu-system-arm={pkg}", "datadir": None}
@@ -208,7 +223,8 @@ def host_qemu72(cache: Path) -> dict:
 def fetch_qemu10(cache: Path, main_uri: str) -> dict:
     """bookworm-backports QEMU 10 unpacked with dpkg-deb -x (not installed), run from the cache."""
     arch = run(["dpkg", "--print-architecture"]).strip()
-    apt = PrivateApt(cache / "apt-host", arch, [f"deb [arch={arch} signed-by={KEYRING}] {main_uri} bookworm-backports main"])
+    line = f"deb [arch={arch} signed-by={KEYRING}] {main_uri} bookworm-backports main"
+    apt = PrivateApt(cache / "apt-host", arch, [line])
     apt.update()
     debs = cache / "debs" / "qemu10"
     shutil.rmtree(debs, ignore_errors=True)

@@ -7,9 +7,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 
-Entry = tuple[
-    str, int, bytes
-]  # (path inside the archive, st_mode, data or symlink target)
+Entry = tuple[str, int, bytes]  # (path inside the archive, st_mode, data or symlink target)
 
 
 def _header(ino: int, mode: int, name: str, size: int, mtime: int = 0) -> bytes:

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from arm_cpu_filter.table import load_table
+
 from . import build, run
 
 FIXTURES = build.REPO / "tests" / "fixtures" / "lab"
@@ -72,12 +74,29 @@ def strip(snapshot: dict) -> dict:
 
 
 def masks_by_kernel(kernel: str, snaps: dict[str, dict]) -> dict:
-    """The kernel's writable masks, after checking every host reported the same ones."""
-    distinct = {json.dumps(s.get("writable_masks"), sort_keys=True) for s in snaps.values()}
-    if len(distinct) != 1:
-        raise RuntimeError(f"kernel {kernel}: writable masks differ between hosts: {sorted(snaps)}")
+    """The kernel's writable masks, checked to be the same on every host.
+
+    The one host dependence seen: without AArch32 EL0 (ID_AA64PFR0_EL1.EL0 == 1) KVM reports
+    mask 0 for the AArch32 ID registers (they are RAZ/WI there); recorded as such.
+    """
+    table = {r.name: r for r in load_table().registers}
+    by_aa32: dict[bool, dict[str, str]] = {}
+    for host, snap in snaps.items():
+        aa32 = (int(snap["registers"]["ID_AA64PFR0_EL1"], 16) & 0xF) == 2
+        masks = snap.get("writable_masks") or {}
+        if by_aa32.setdefault(aa32, masks) != masks:
+            raise RuntimeError(f"kernel {kernel}: {host} reports other writable masks than its peers")
+    full = by_aa32.get(True) or by_aa32[False]
+    if False in by_aa32:
+        expect = {r: ("0x" + "0" * 16 if table[r].aarch32 else m) for r, m in full.items()}
+        if True in by_aa32 and by_aa32[False] != expect:
+            raise RuntimeError(f"kernel {kernel}: hosts without AArch32 EL0 differ beyond the AArch32 registers")
     any_snap = next(iter(snaps.values()))
-    return {"kernel": any_snap["kernel"], "writable_masks": any_snap.get("writable_masks")}
+    return {
+        "kernel": any_snap["kernel"],
+        "writable_masks": full,
+        "without_aarch32_el0": "every AArch32 ID register (table aarch32=true) reports mask 0x0",
+    }
 
 
 def take(kernels: list[str], hosts: list[run.Host]) -> tuple[list[run.Boot], dict]:

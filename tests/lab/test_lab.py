@@ -1,0 +1,123 @@
+"""The real-KVM lab: stock Debian arm64 kernels (6.12, 7.3) with KVM, under QEMU-TCG with EL2.
+
+One boot per (emulated host, kernel) re-takes the Phase A snapshots and asks KVM about every
+Phase B definition; the engine must agree with KVM on every one. See README.rst.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tools.lab import build, corpus, fixtures, run, verdicts
+
+pytestmark = pytest.mark.lab
+
+
+def require_qemu() -> None:
+    """Install the distribution's QEMU if possible; otherwise skip, saying why."""
+    if shutil.which("qemu-system-aarch64"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(
+            "lab: qemu-system-aarch64 is missing and cannot be installed here (needs root and apt-get); "
+            "run: apt-get install --no-install-recommends qemu-system-arm"
+        )
+    try:
+        build.host_qemu72(build.cache_dir())
+    except Exception as e:  # any failure to install means: no lab on this machine
+        pytest.skip(f"lab: installing qemu-system-arm failed ({e}); the lab needs qemu-system-aarch64")
+
+
+@dataclass
+class Lab:
+    manifest: dict
+    boots: list[run.Boot]
+    records: list[list[dict]]  # per boot, the corpus records of its probe jobs
+    wall_s: float
+
+
+@pytest.fixture(scope="module")
+def lab() -> Lab:
+    require_qemu()
+    manifest = build.build()
+    items, records = [], []
+    for kernel in sorted(build.KERNELS):
+        snaps = corpus.load_fixtures(kernel)
+        for host in run.HOSTS:
+            spec, recs = corpus.probe_jobs(kernel, host.label, snaps)
+            spec["jobs"] = fixtures.snapshot_jobs(host, kernel) + spec["jobs"]
+            items.append((host, kernel, spec))
+            records.append(recs)
+    t0 = time.monotonic()
+    boots = run.boot_many(items, timeout=600)
+    for b, (_, _, spec) in zip(boots, items):
+        b.check([j["id"] for j in spec["jobs"]])
+    return Lab(manifest, boots, records, round(time.monotonic() - t0, 1))
+
+
+def test_snapshots_reproduce_fixtures(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    for kernel, info in lab.manifest["kernels"].items():
+        recorded = corpus.load_fixtures(kernel)["full"]
+        stale = {h: s["provenance"]["kernel_version"] for h, s in recorded.items()}
+        assert set(stale.values()) == {info["version"]}, (
+            f"fixtures of {kernel} were taken with {stale}, the lab now boots {info['package']} {info['version']}: "
+            "regenerate with python3 -m tools.lab.fixtures && python3 -m tools.lab.corpus"
+        )
+    diffs = []
+    for b in lab.boots:
+        for variant, snap in fixtures.snapshots_of(b, lab.manifest).items():
+            fixture = fixtures.path_of(b.kernel, b.host.label, variant)
+            recorded = json.loads(fixture.read_text())
+            if fixtures.strip(recorded) != fixtures.strip(snap):
+                diffs.append(f"{fixture.relative_to(build.REPO)} differs from a fresh read")
+    with capsys.disabled():
+        print(f"\nlab: {len(lab.boots)} boots in {lab.wall_s} s wall (2 at a time)")
+        for b in lab.boots:
+            print(f"  {b.kernel:5} {b.host.label:12} {b.kvm_mode:5} boot-to-init {b.boot_s}s "
+                  f"last-job {b.guest_end_s}s wall {b.wall_s}s jobs {len(b.results)}")  # fmt: skip
+    assert not diffs, "\n".join(diffs)
+
+
+def live_probes(lab: Lab, kernel: str) -> list[tuple[dict, dict, dict, str]]:
+    """(definition, live host snapshot, live verdict record, where) of every probe on `kernel`."""
+    snaps = corpus.load_fixtures(kernel)
+    out = []
+    for b, recs in zip(lab.boots, lab.records):
+        if b.kernel != kernel:
+            continue
+        live = {v: s for v, s in fixtures.snapshots_of(b, lab.manifest).items()}
+        for rec in recs:
+            res = b.results[rec["id"]]
+            probe = {**rec, **{k: res[k] for k in ("init", "accepted", "realizable", "bad")}}
+            where = f"{kernel} {b.host.label} {rec['id']}"
+            out.append((corpus.definition_of(rec, snaps), live[rec["host_variant"]], probe, where))
+    return out
+
+
+@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+def test_engine_agrees_with_live_kvm(lab: Lab, kernel: str, capsys: pytest.CaptureFixture[str]) -> None:
+    t = verdicts.tally(live_probes(lab, kernel))
+    with capsys.disabled():
+        print("\n" + t.line(f"lab {kernel} engine vs live KVM"))
+    assert t.probes > 0
+    assert not t.mismatches, f"{len(t.mismatches)} mismatches, first ones:\n" + "\n".join(t.mismatches[:40])
+
+
+@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+def test_recorded_corpus_is_current(lab: Lab, kernel: str) -> None:
+    """probes.json.gz (used by the unit tests) still says what KVM says today."""
+    recorded = {(p["host_variant"], h["host"], p["id"]): p for _, h, p in corpus.iter_probes(kernel)}
+    stale = []
+    for _, host, probe, where in live_probes(lab, kernel):
+        key = (probe["host_variant"], host["host"], probe["id"])
+        old = recorded.pop(key, None)
+        fields = ("init", "accepted", "realizable", "bad")
+        if old is None or any(old[f] != probe[f] for f in fields):
+            stale.append(where)
+    assert not stale and not recorded, f"corpus out of date: {stale[:10]} / unprobed {list(recorded)[:10]}"
