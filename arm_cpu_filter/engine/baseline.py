@@ -12,8 +12,9 @@ guest does not use them and KVM exposes them differently on AArch64-only hosts.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from arm_cpu_filter.engine.check import _setter_refuses, check, check_register, field_accepts
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, host_view
@@ -79,11 +80,19 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
     hosts = list(hosts)
     if not hosts:
         raise InputError("baseline: no hosts given")
-    distinct: dict[str, HostSnapshot] = {}
-    members: dict[str, list[str]] = {}
+    # group identical snapshots: first by shared register maps (a content-addressed store hands
+    # out one body per fingerprint), then by content
+    by_body: dict[int, tuple] = {}
+    distinct: dict[tuple, HostSnapshot] = {}
+    members: dict[tuple, list[str]] = {}
     for h in hosts:
-        distinct.setdefault(h.fingerprint, h)
-        members.setdefault(h.fingerprint, []).append(h.host)
+        key = by_body.get(id(h.registers))
+        if key is None:
+            key = by_body[id(h.registers)] = h.content_key
+        if key not in distinct:
+            distinct[key] = h
+            members[key] = []
+        members[key].append(h.host)
     snaps = list(distinct.values())
     features = frozenset.intersection(*(s.vcpu_features for s in snaps))
     views = [host_view(s, features) for s in snaps]
@@ -174,6 +183,6 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
             ours = prop.extract(regs)
             if mine != ours:
                 lost.append(f"{prop.name}: {prop.format(mine)} -> {prop.format(ours)}")
-        for member in members[snap.fingerprint]:
+        for member in members[snap.content_key]:
             result.gives_up[member] = lost
     return result

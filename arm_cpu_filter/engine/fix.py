@@ -19,7 +19,7 @@ def fix(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
     table, props = load_table(), properties()
     view = host_view(host, definition.vcpu_features)
     regs = dict(definition.registers)
-    touched = {}
+    touched: set[str] = set()
     for b in verdict.blockers:
         if not b.register or not b.field:
             return None
@@ -33,15 +33,8 @@ def fix(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
         value = below[-1] if below else choices[0]
         regs[b.register] = f.insert(regs[b.register], value)
         prop = props.by_field.get(f.qualname)
-        touched[prop.name if prop else f"SYSREG_{b.register}_{f.name}"] = prop
+        touched.add(prop.name if prop else f"SYSREG_{b.register}_{f.name}")
     fixed = CpuDefinition(regs, definition.vcpu_features)
     if not check(fixed, host).usable:
         return None
-    out = {}
-    for name, prop in touched.items():
-        if prop is not None and name == prop.name:
-            out[name] = prop.read(regs)
-        else:
-            reg, fld = name[len("SYSREG_"):].rsplit("_", 1) if False else (None, None)
-            out[name] = str(props.get(name).extract(regs)[0])
-    return out
+    return {name: props.get(name).read(regs) for name in touched}

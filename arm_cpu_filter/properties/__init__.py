@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Iterable, Mapping, MutableMapping
 
 from arm_cpu_filter.errors import InputError, UnknownNameError
 from arm_cpu_filter.table import Field, Register, load_table

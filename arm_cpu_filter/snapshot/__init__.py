@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.table import U64, load_table, vcpu_features
@@ -100,7 +101,7 @@ class CpuDefinition:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Any, what: str = "definition") -> "CpuDefinition":
+    def from_dict(cls, data: Any, what: str = "definition") -> CpuDefinition:
         data = _require_object(data, what)
         if "registers" not in data:
             raise InputError(f"{what}: missing key 'registers'")
@@ -144,7 +145,7 @@ class HostSnapshot:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Any, what: str = "snapshot") -> "HostSnapshot":
+    def from_dict(cls, data: Any, what: str = "snapshot") -> HostSnapshot:
         data = _require_object(data, what)
         if "format" not in data:
             raise InputError(f"{what}: missing key 'format'")
@@ -202,6 +203,20 @@ class HostSnapshot:
                 "vcpu_features": sorted(self.vcpu_features),
                 "capabilities": {k: v for k, v in sorted(self.capabilities.items()) if v},
             }
+        )
+
+    @cached_property
+    def content_key(self) -> tuple:
+        """A cheap hashable stand-in for ``fingerprint`` to group identical snapshots:
+        equal keys mean equal content (snapshots written in the same register order, as
+        the reader and the store do, get equal keys)."""
+        masks = None if self.writable_masks is None else tuple(self.writable_masks.items())
+        return (
+            self.kernel,
+            tuple(self.registers.items()),
+            masks,
+            self.vcpu_features,
+            tuple(sorted(k for k, v in self.capabilities.items() if v)),
         )
 
     @cached_property

@@ -23,9 +23,9 @@ LOWER, HIGHER, HIGHER_OR_ZERO, EXACT = "LOWER", "HIGHER", "HIGHER_OR_ZERO", "EXA
 U64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Field:
-    """One ID-register field."""
+    """One ID-register field (compared by identity: the table holds one object per field)."""
 
     register: str
     name: str

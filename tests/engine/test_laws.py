@@ -10,11 +10,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arm_cpu_filter.bench.reference import MAX_612
 from arm_cpu_filter.engine import baseline, check, compare
-from arm_cpu_filter.engine.hostview import host_view
 from arm_cpu_filter.table import LOWER, load_table
 from tests.conftest import make_def, make_host
-from tests.engine.test_check_policies import MAX_612
 
 TABLE = load_table()
 BASE = {k: v for k, (v, _) in MAX_612.items()}

@@ -1,0 +1,130 @@
+"""Speed targets as measurements (``arm-cpu-filter bench``), not as timed tests.
+
+Each probe returns a dict of named numbers; probes of adapters that are not installed
+(Nova, libvirt) are skipped with a note instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from arm_cpu_filter.engine import baseline, check, supported
+from arm_cpu_filter.snapshot import HostSnapshot
+from arm_cpu_filter.table import LOWER, load_table
+
+#: Targets from the issues: key -> (limit, unit); printed next to each figure.
+TARGETS = {
+    "check_us": 50,
+    "supported_ms": 2,
+    "baseline_10k_ms": 100,
+    "baseline_10k_peak_mb": 200,
+    "cli_check_startup_ms": 150,
+    "realize_us": 200,
+    "catalog_load_ms": 50,
+    "domcaps_ms": 30,
+    "nova_overhead_per_request_ms": 20,
+    "store_load_10k_s": 1,
+    "store_load_10k_peak_mb": 300,
+}
+
+
+def _best(fn: Callable[[], Any], repeat: int, number: int) -> float:
+    """Best-of-``repeat`` seconds per call."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t) / number)
+    return best
+
+
+def reference_host(name: str = "bench", variant: int = 0) -> HostSnapshot:
+    """A full-feature 6.12 host (lab values of ``-cpu max``), ``variant`` lowers fields."""
+    from arm_cpu_filter.bench.reference import MAX_612
+
+    regs = {k: v for k, (v, _) in MAX_612.items()}
+    masks = {k: m for k, (_, m) in MAX_612.items()}
+    table = load_table()
+    lowerable = [f for r in ("ID_AA64ISAR0_EL1", "ID_AA64ISAR1_EL1") for f in table.register(r).fields
+                 if f.policy == LOWER and f.extract(regs[r])]
+    for bit, f in enumerate(lowerable):
+        if variant >> bit & 1:
+            regs[f.register] = f.insert(regs[f.register], f.extract(regs[f.register]) - 1)
+    return HostSnapshot(name, "6.12.95", regs, masks,
+                        frozenset({"psci-0.2", "pmu-v3", "sve", "ptrauth-address", "ptrauth-generic"}),
+                        {"writable_impl_id_regs": False})
+
+
+def bench_engine() -> dict[str, float]:
+    host = reference_host()
+    narrower = reference_host(variant=5).as_definition()
+    check(narrower, host)  # warm the host view
+    out = {"check_us": _best(lambda: check(narrower, host), 5, 2000) * 1e6}
+    out["supported_ms"] = _best(lambda: supported(reference_host()), 3, 20) * 1e3
+    distinct = [reference_host(f"v{i}", i) for i in range(20)]
+    # 10,000 host records over 20 snapshot bodies, as the content-addressed store loads them
+    fleet = [replace(distinct[i % 20], host=f"h{i}") for i in range(10_000)]
+    t = time.perf_counter()
+    result = baseline(fleet)
+    out["baseline_10k_ms"] = (time.perf_counter() - t) * 1e3
+    # memory in a second run (tracemalloc slows the code it watches): the fleet plus the work
+    tracemalloc.start()
+    baseline([replace(distinct[i % 20], host=f"h{i}") for i in range(10_000)])
+    out["baseline_10k_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert result.definition is not None
+    return out
+
+
+def bench_cli_startup(host_file: str | None = None) -> dict[str, float]:
+    """Wall time of ``arm-cpu-filter check --help``-free run: a real check of a small file."""
+    import json
+    import os
+    import tempfile
+
+    host = reference_host()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "host.json")
+        with open(path, "w") as fh:
+            json.dump(host.to_dict(), fh)
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "arm_cpu_filter", "check", "--definition", path, "--host", path],
+                           check=True, capture_output=True)
+            times.append(time.perf_counter() - t)
+    return {"cli_check_startup_ms": statistics.median(times) * 1e3}
+
+
+#: Adapter probes: module -> function returning a dict of figures.
+OPTIONAL = [
+    ("arm_cpu_filter.models.bench", "bench_all"),
+    ("arm_cpu_filter.libvirt.bench", "bench_all"),
+    ("arm_cpu_filter.scheduler.bench", "bench_all"),
+]
+
+
+def run_all(quick: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out.update(bench_engine())
+    out.update(bench_cli_startup())
+    notes = []
+    for module, func in OPTIONAL:
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as exc:
+            notes.append(f"{module}: skipped ({exc})")
+            continue
+        out.update(fn(quick=quick))
+    if notes:
+        out["notes"] = notes
+    return out

@@ -1,0 +1,35 @@
+"""``bench [--format json] [--quick]``: measure the speed targets and print the figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from arm_cpu_filter.cli import add_format
+from arm_cpu_filter.cli.output import emit_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure speed (check, supported, baseline, start-up, ...)", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (CI smoke run)")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from arm_cpu_filter.bench import TARGETS, run_all
+
+    result = run_all(quick=args.quick)
+    if args.format == "json":
+        emit_json(result)
+        return 0
+    rows = []
+    for key, value in result.items():
+        if key == "notes":
+            continue
+        target = TARGETS.get(key)
+        ok = "" if target is None else ("ok" if value <= target else "OVER")
+        rows.append([key, f"{value:.3f}", "-" if target is None else f"<= {target}", ok])
+    print(table(rows, ["FIGURE", "VALUE", "TARGET", ""]), end="")
+    for note in result.get("notes", []):
+        print(f"note: {note}")
+    return 0
