@@ -187,7 +187,7 @@ def _check_clidr(v: int, rv: RegisterView, view: HostView, ctr: int) -> list[Blo
     implies_idc = loc == 0 or (louis == 0 and louu == 0)
     idc = load_table().field("CTR_EL0.IDC").extract(ctr)
     if implies_idc and not idc:
-        return [_blocker(reg.field("LoC"), v, rv, view, "cache levels imply CTR_EL0.IDC, which the VM's CTR_EL0 lacks")]
+        return [_blocker(reg.field("LoC"), v, rv, view, "cache levels imply CTR_EL0.IDC, which the host lacks")]
     return []
 
 
@@ -230,9 +230,9 @@ def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:
         )
     view = host_view(host, definition.vcpu_features)
     regs = definition.registers
-    ctr = regs.get("CTR_EL0")
-    if ctr is None:
-        ctr = host.registers.get("CTR_EL0", 0)
+    # set_clidr() checks CLIDR against the host's sanitised CTR_EL0, not the VM's (lab corpus:
+    # an IDC-lowering definition keeps its CLIDR on IDC hosts; CLIDRs implying IDC fail on non-IDC hosts)
+    ctr = host.registers.get("CTR_EL0", 0)
     for name, v in regs.items():
         rv = view.registers.get(name)
         if rv is not None and v == rv.limit and rv.kind != CLIDR:

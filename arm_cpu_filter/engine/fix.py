@@ -4,16 +4,17 @@ definition usable on ``host`` -- or None when a blocker cannot be lifted by writ
 
 from __future__ import annotations
 
-from arm_cpu_filter.engine.check import check, supported_raws
+from arm_cpu_filter.engine.check import CheckResult, check, supported_raws
 from arm_cpu_filter.engine.hostview import host_view
 from arm_cpu_filter.properties import properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
 
 
-def fix(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
-    """Overrides (property -> value) to apply, {} when already usable, None when impossible."""
-    verdict = check(definition, host)
+def fix(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult | None = None) -> dict[str, str] | None:
+    """Overrides (property -> value) to apply, {} when already usable, None when impossible.
+    ``verdict``: ``check(definition, host)`` when the caller already has it (saves a check)."""
+    verdict = verdict or check(definition, host)
     if verdict.usable:
         return {}
     table, props = load_table(), properties()

@@ -128,11 +128,16 @@ def test_clidr_is_not_compared_with_the_host():
     assert blocked(regs) == {("CLIDR_EL1", None)}
 
 
-def test_clidr_implying_idc_needs_idc_in_ctr():
+def test_clidr_implying_idc_needs_idc_on_the_host():
+    # KVM's set_clidr() compares with the host's sanitised CTR_EL0 (measured on 6.12 and 7.3)
     regs = {k: v for k, (v, _) in MAX_612.items()}
-    regs["CTR_EL0"] = 0x000000008444C004  # IDC lowered to 0 (accepted on its own)
+    regs["CTR_EL0"] = 0x000000008444C004  # the VM lowers IDC to 0: its CLIDR is still accepted
     regs["CLIDR_EL1"] = 0x0000000000000023  # LoC = 0 implies IDC
-    assert blocked(regs) == {("CLIDR_EL1", "LoC")}
+    assert blocked(regs) == set()
+    no_idc = make_host({"CTR_EL0": 0x000000008444C004, "CLIDR_EL1": 0x000000000A200023},
+                       {"CTR_EL0": 0x00000000300F000F, "CLIDR_EL1": 0x00007FFFFFFFFFFF})
+    result = check(make_def({"CTR_EL0": 0x000000008444C004, "CLIDR_EL1": 0x0000000001000004}), no_idc)
+    assert {(b.register, b.field) for b in result.blockers} == {("CLIDR_EL1", "LoC")}
 
 
 def test_ctr_l1ip_reserved_values_refused():
