@@ -31,6 +31,7 @@ def probe_definition(
     "vcpu_init": 0 | errno name, "accepted", "realizable", "ms"}. A vCPU that KVM refuses to
     create with `features` (vcpu_init != 0) makes the definition unrealizable.
     """
+    dev.check_platform()
     ids = {r.name: r.kvm_id for r in table_registers()}
     unknown = sorted(set(registers) - set(ids))
     if unknown:

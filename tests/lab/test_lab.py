@@ -48,9 +48,8 @@ def lab() -> Lab:
     manifest = build.build()
     items, records = [], []
     for kernel in sorted(build.KERNELS):
-        snaps = corpus.load_fixtures(kernel)
         for host in run.HOSTS:
-            spec, recs = corpus.probe_jobs(kernel, host.label, snaps)
+            spec, recs = corpus.probe_jobs(kernel, host.label)
             spec["jobs"] = fixtures.snapshot_jobs(host, kernel) + spec["jobs"]
             items.append((host, kernel, spec))
             records.append(recs)
@@ -79,14 +78,13 @@ def test_snapshots_reproduce_fixtures(lab: Lab, capsys: pytest.CaptureFixture[st
     with capsys.disabled():
         print(f"\nlab: {len(lab.boots)} boots in {lab.wall_s} s wall (2 at a time)")
         for b in lab.boots:
-            print(f"  {b.kernel:5} {b.host.label:12} {b.kvm_mode:5} boot-to-init {b.boot_s}s "
+            print(f"  {b.kernel:5} {b.host.label:12} {b.kvm_mode or '?':5} boot-to-init {b.boot_s}s "
                   f"last-job {b.guest_end_s}s wall {b.wall_s}s jobs {len(b.results)}")  # fmt: skip
     assert not diffs, "\n".join(diffs)
 
 
 def live_probes(lab: Lab, kernel: str) -> list[tuple[dict, dict, dict, str]]:
     """(definition, live host snapshot, live verdict record, where) of every probe on `kernel`."""
-    snaps = corpus.load_fixtures(kernel)
     out = []
     for b, recs in zip(lab.boots, lab.records):
         if b.kernel != kernel:
@@ -96,7 +94,7 @@ def live_probes(lab: Lab, kernel: str) -> list[tuple[dict, dict, dict, str]]:
             res = b.results[rec["id"]]
             probe = {**rec, **{k: res[k] for k in ("init", "accepted", "realizable", "bad")}}
             where = f"{kernel} {b.host.label} {rec['id']}"
-            out.append((corpus.definition_of(rec, snaps), live[rec["host_variant"]], probe, where))
+            out.append((corpus.definition_of(rec, kernel), live[rec["host_variant"]], probe, where))
     return out
 
 

@@ -8,6 +8,7 @@ Per kernel, each lab host (one boot each) probes, on fresh VMs:
                  (registers without fields, REVIDR/AIDR, count as one 64-bit field "value";
                  "res" sets the lowest bit no field covers)
   f:<src>        every host's featureless snapshot on a featureless vCPU
+  k:<kernel>:<src> every host's full snapshot taken under the OTHER kernel (a kernel upgrade)
   fx:full-on-none / fx:none-on-full  the host's own values with the other vCPU feature set
 and on kernels with KVM_CAP_ARM_WRITABLE_IMP_ID_REGS the x: and impl-id m: probes again with the
 cap not enabled (``nocap:`` prefix), against the ``no-impl-id`` snapshot variant.
@@ -24,6 +25,7 @@ import json
 import statistics
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 from arm_cpu_filter.table import load_table
@@ -57,21 +59,19 @@ def field_mutations(registers: dict[str, str]) -> Iterator[tuple[str, str, str, 
             yield reg.name, "res", "flip", value & bit, value ^ bit
 
 
-def probe_jobs(kernel: str, host: str, snaps: dict[str, dict[str, dict]]) -> tuple[dict, list[dict]]:
-    """Input spec for one host's boot, and per job the corpus record (minus the verdict).
-
-    `snaps[variant][host]` are the Phase A fixtures of this kernel.
-    """
+def probe_jobs(kernel: str, host: str) -> tuple[dict, list[dict]]:
+    """Input spec for one host's boot, and per job the corpus record (minus the verdict)."""
+    snaps = load_fixtures(kernel)
     own = snaps["full"][host]
     impl = bool(own["capabilities"].get("writable_impl_id_regs"))
     bases: dict[str, dict[str, str]] = {}
     jobs: list[dict] = []
     records: list[dict] = []
 
-    def add(job_id: str, base: tuple[str, str], features: list[str], impl_id: bool, host_variant: str,
+    def add(job_id: str, base: tuple[str, ...], features: list[str], impl_id: bool, host_variant: str,
             **extra: object) -> None:  # fmt: skip
-        key = f"{base[0]}:{base[1]}"
-        bases.setdefault(key, snaps[base[0]][base[1]]["registers"])
+        key = ":".join(base)
+        bases.setdefault(key, load_fixtures(base[2] if len(base) > 2 else kernel)[base[0]][base[1]]["registers"])
         job = {"id": job_id, "kind": "probe", "base": key, "features": features, "impl_id": impl_id}
         if "set" in extra:
             job["set"] = extra["set"]
@@ -85,6 +85,9 @@ def probe_jobs(kernel: str, host: str, snaps: dict[str, dict[str, dict]]) -> tup
             set={reg: f"0x{new:016x}"}, mutation=[reg, fname, kind, old, new])  # fmt: skip
     for src in sorted(snaps["nofeatures"]):
         add(f"f:{src}", ("nofeatures", src), [], impl, "nofeatures")
+    for other in sorted(set(build.KERNELS) - {kernel}):
+        for src, snap in sorted(load_fixtures(other)["full"].items()):
+            add(f"k:{other}:{src}", ("full", src, other), snap["vcpu_features"], impl, "full")
     add("fx:full-on-none", ("full", host), [], impl, "nofeatures")
     add("fx:none-on-full", ("nofeatures", host), own["vcpu_features"], impl, "full")
     if impl:
@@ -101,8 +104,9 @@ def probe_jobs(kernel: str, host: str, snaps: dict[str, dict[str, dict]]) -> tup
     return {"bases": bases, "jobs": jobs}, records
 
 
+@cache
 def load_fixtures(kernel: str) -> dict[str, dict[str, dict]]:
-    """variant -> host -> snapshot dict, from tests/fixtures/lab/<kernel>/."""
+    """variant -> host -> snapshot dict, from tests/fixtures/lab/<kernel>/ (read once; do not mutate)."""
     out: dict[str, dict[str, dict]] = {}
     for host in run.HOST_BY_LABEL:
         for variant in ("full", "nofeatures", "no-impl-id"):
@@ -121,7 +125,7 @@ def collect(kernel: str, hosts: list[run.Host], timeout: float = 600) -> dict:
     snaps = load_fixtures(kernel)
     items, all_records = [], []
     for h in hosts:
-        spec, records = probe_jobs(kernel, h.label, snaps)
+        spec, records = probe_jobs(kernel, h.label)
         items.append((h, kernel, spec))
         all_records.append(records)
     t0 = time.monotonic()
@@ -149,7 +153,8 @@ def collect(kernel: str, hosts: list[run.Host], timeout: float = 600) -> dict:
         "kernel_release": snaps["full"][hosts[0].label]["kernel"],
         "generated": time.strftime("%Y-%m-%d", time.gmtime()),
         "wall_seconds": round(time.monotonic() - t0, 1),
-        "layout": "definition = registers of fixture <def[0]> variant of host <def[1]> + 'set'; the host is "
+        "layout": "definition = registers of fixture <def[0]> variant of host <def[1]> (of kernel <def[2]> if "
+        "given) + 'set'; the host is "
         "<kernel>/<host>.json (host_variant full) or variants/<host>.<host_variant>.json; 'bad' lists the "
         "registers KVM refused (rc) or read back differently: register -> [rc, readback]",
         "timing": timing,
@@ -157,10 +162,10 @@ def collect(kernel: str, hosts: list[run.Host], timeout: float = 600) -> dict:
     }
 
 
-def definition_of(probe: dict, snaps: dict[str, dict[str, dict]]) -> dict:
-    """The CPU definition (CpuDefinition dict) a probe record wrote."""
-    variant, src = probe["def"]
-    regs = dict(snaps[variant][src]["registers"])
+def definition_of(probe: dict, kernel: str) -> dict:
+    """The CPU definition (CpuDefinition dict) a probe record of `kernel` wrote."""
+    variant, src, *other = probe["def"]
+    regs = dict(load_fixtures(other[0] if other else kernel)[variant][src]["registers"])
     regs.update(probe.get("set", {}))
     return {"format": 1, "name": probe["id"], "vcpu_features": probe["features"], "registers": regs}
 
@@ -172,7 +177,7 @@ def iter_probes(kernel: str) -> Iterator[tuple[dict, dict, dict]]:
     snaps = load_fixtures(kernel)
     for run_ in corpus["runs"]:
         for probe in run_["probes"]:
-            yield definition_of(probe, snaps), snaps[probe["host_variant"]][run_["host"]], probe
+            yield definition_of(probe, kernel), snaps[probe["host_variant"]][run_["host"]], probe
 
 
 def write(corpus: dict) -> Path:

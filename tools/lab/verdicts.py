@@ -44,8 +44,10 @@ def mismatch(definition: dict, host: dict, probe: dict, where: str) -> str | Non
             f"{where}: engine usable={result.usable}, KVM realizable={probe['realizable']} "
             f"(KVM bad {probe['bad']}, init {probe['init']}; engine blockers {sorted(engine_blocked)})"
         )
-    if probe["init"] == 0 and engine_blocked != kvm_blocked(probe):
-        return f"{where}: engine blocks {sorted(engine_blocked)}, KVM refused/changed {probe['bad']}"
+    kvm = kvm_blocked(probe)
+    if probe["init"] == 0 and engine_blocked != kvm:
+        only_kvm = {r: probe["bad"][r] for r in sorted(kvm - engine_blocked)}
+        return f"{where}: engine also blocks {sorted(engine_blocked - kvm)}; only KVM refused/changed {only_kvm}"
     return None
 
 
