@@ -1,0 +1,177 @@
+"""The catalog of named CPU models: one reviewable TOML file per model in ``data/``.
+
+A model file has ``name`` (with a ``-vN`` version suffix), ``parent``, ``vendor``,
+``description``, optional ``inferred`` (statements of what is not measured), ``[sources]``
+(id -> where values come from) and ``[properties]`` (only the deltas to the parent, as
+``property = "value"``) with ``[provenance]`` naming the source ids of every property.
+Everything is validated when the catalog loads, so a broken file fails loudly and early.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from arm_cpu_filter.errors import InputError, UnknownNameError
+from arm_cpu_filter.properties import Property, properties
+
+DATA = Path(__file__).with_name("data")
+_NAME = re.compile(r"^([a-z0-9][a-z0-9.-]*?)-v([1-9][0-9]*)$")
+_KEYS = {"name", "parent", "vendor", "description", "inferred", "sources", "properties", "provenance"}
+ON_OFF = ("on", "off")
+
+
+@cache
+def composite_spec() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(features every model VM uses, composite name -> the vCPU features it switches)."""
+    data = tomllib.loads(Path(__file__).with_name("composites.toml").read_text())
+    return tuple(data["always"]), {k: tuple(v) for k, v in data["composites"].items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One ``property = value`` line of a model file (or a user override), parsed."""
+
+    prop: Property | None  # None: a composite (sve/pauth/pmu)
+    name: str
+    value: str
+    raws: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    parent: str | None
+    vendor: str
+    description: str
+    settings: tuple[Setting, ...]
+    provenance: dict[str, str]
+    sources: dict[str, str]
+    inferred: tuple[str, ...] = ()
+    path: str = ""
+    family: str = field(init=False)
+    version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        m = _NAME.match(self.name)
+        assert m  # validated by _load
+        object.__setattr__(self, "family", m.group(1))
+        object.__setattr__(self, "version", int(m.group(2)))
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {s.name: s.value for s in self.settings}
+
+    def source_text(self, prop: str) -> str:
+        """The provenance of one property, source ids expanded."""
+        ids = [s.strip() for s in self.provenance.get(prop, "").split(",") if s.strip()]
+        return "; ".join(self.sources[i] for i in ids)
+
+
+def parse_setting(name: str, value: object, where: str) -> Setting:
+    """``name = value`` -> Setting; unknown property or invalid value is a clear error."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    if not isinstance(value, str | int):
+        raise InputError(f"{where}: value of {name} must be a string, got {value!r}")
+    value = str(value).strip()
+    _, composites = composite_spec()
+    if name in composites:
+        if value.lower() not in ON_OFF:
+            raise InputError(f"{where}: invalid value {value!r} for {name} (valid: on, off)")
+        return Setting(None, name, value.lower())
+    try:
+        prop = properties().get(name)
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"{where}: {exc}") from None
+    try:
+        raws = prop.parse(value)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return Setting(prop, prop.name, value, raws)
+
+
+def _load(path: Path) -> Model:
+    where = f"model file {path.name}"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: not valid TOML ({exc})") from None
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise InputError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    for key in ("name", "vendor", "description"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise InputError(f"{where}: {key!r} must be a non-empty string")
+    name = data["name"]
+    if not _NAME.match(name) or path.stem != name:
+        raise InputError(f"{where}: name {name!r} must be the file name and end in a version suffix (-v1)")
+    parent = data.get("parent") or None
+    sources = data.get("sources", {})
+    provenance = data.get("provenance", {})
+    props = data.get("properties", {})
+    if not all(isinstance(v, str) for v in sources.values()):
+        raise InputError(f"{where}: [sources] values must be strings")
+    settings = []
+    for key, value in props.items():
+        s = parse_setting(key, value, where)
+        prov = provenance.get(key)
+        if not isinstance(prov, str) or not prov.strip():
+            raise InputError(f"{where}: property {key} has no [provenance] entry")
+        missing = [i.strip() for i in prov.split(",") if i.strip() not in sources]
+        if missing:
+            raise InputError(f"{where}: provenance of {key} names unknown sources {missing}")
+        settings.append(s)
+    extra = set(provenance) - set(props)
+    if extra:
+        raise InputError(f"{where}: [provenance] for properties the model does not set: {sorted(extra)}")
+    inferred = data.get("inferred", [])
+    if not isinstance(inferred, list) or not all(isinstance(x, str) for x in inferred):
+        raise InputError(f"{where}: 'inferred' must be a list of strings")
+    return Model(name, parent, data["vendor"], data["description"].strip(), tuple(settings),
+                 dict(provenance), dict(sources), tuple(inferred), str(path))
+
+
+def load_catalog(directory: Path = DATA) -> dict[str, Model]:
+    """Load and validate every model file of ``directory`` (parents exist, no cycles)."""
+    models = {}
+    for path in sorted(directory.glob("*.toml")):
+        model = _load(path)
+        models[model.name] = model
+    for model in models.values():
+        seen = [model.name]
+        parent = model.parent
+        while parent is not None:
+            if parent not in models:
+                raise InputError(f"model {seen[-1]}: unknown parent model {parent!r}")
+            if parent in seen:
+                raise InputError(f"model {model.name}: parent chain has a cycle ({' -> '.join(seen + [parent])})")
+            seen.append(parent)
+            parent = models[parent].parent
+    return models
+
+
+@cache
+def catalog() -> dict[str, Model]:
+    """The bundled catalog (loaded once per process)."""
+    return load_catalog()
+
+
+def get_model(name: str, models: dict[str, Model] | None = None) -> Model:
+    models = catalog() if models is None else models
+    try:
+        return models[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown CPU model {name!r} (see 'arm-cpu-filter models')") from None
+
+
+def chain(name: str, models: dict[str, Model] | None = None) -> list[Model]:
+    """The model and its ancestors, root first."""
+    models = catalog() if models is None else models
+    out = [get_model(name, models)]
+    while out[-1].parent:
+        out.append(models[out[-1].parent])
+    return out[::-1]

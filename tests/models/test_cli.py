@@ -1,0 +1,67 @@
+"""The models/show/expand subcommands, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from arm_cpu_filter.cli import main
+from arm_cpu_filter.snapshot import loads_definition
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_models_json_lists_every_model_with_parent_and_version(capsys):
+    rc, out, _ = run(capsys, "models", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rc == 0 and rows["grace-v1"]["parent"] == "neoverse-v2-v1" and rows["grace-v1"]["version"] == 1
+    assert rows["kvm-base-v1"]["parent"] is None and rows["graviton3-v1"]["vendor"] == "Amazon"
+    assert {"name", "parent", "version", "vendor", "description"} <= set(rows["altra-v1"])
+
+
+def test_models_text_is_a_tree(capsys):
+    rc, out, _ = run(capsys, "models")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0].startswith("kvm-base-v1")
+    grace = next(line for line in lines if line.lstrip().startswith("grace-v1"))
+    v2 = next(line for line in lines if line.lstrip().startswith("neoverse-v2-v1"))
+    assert len(grace) - len(grace.lstrip()) == len(v2) - len(v2.lstrip()) + 2
+
+
+def test_show_names_the_setter(capsys):
+    rc, out, _ = run(capsys, "show", "graviton3-v1", "--format", "json")
+    rows = {r["property"]: r for r in json.loads(out)["properties"]}
+    assert rc == 0 and rows["feat_SM4"]["set_by"] == "graviton3-v1" and rows["feat_LRCPC"]["set_by"] == "armv8.4-a-v1"
+    rc, out, _ = run(capsys, "show", "graviton3-v1")
+    assert "feat_SM4" in out and "chain: kvm-base-v1 -> armv8.0-a-v1" in out
+
+
+def test_expand_json_is_a_definition_check_accepts(capsys, tmp_path):
+    rc, out, _ = run(capsys, "expand", "neoverse-n1-v1,feat_DP=off")
+    d = loads_definition(out)
+    assert rc == 0 and d.name == "neoverse-n1-v1,feat_DP=off" and "pmu-v3" in d.vcpu_features
+    path = tmp_path / "def.json"
+    path.write_text(out)
+    lab = "tests/fixtures/lab/7.3/neoverse-n1.json"
+    assert main(["check", "--definition", str(path), "--host", lab]) == 0
+    assert main(["check", "neoverse-v1-v1", "--host", lab]) == 1
+
+
+def test_expand_qemu_and_libvirt(capsys):
+    rc, out, _ = run(capsys, "expand", "graviton3-v1,pauth=off", "--format", "qemu")
+    parts = out.strip().split(",")
+    assert rc == 0 and parts[:4] == ["host", "sve=on", "pauth=off", "pmu=on"]
+    assert "SYSREG_ID_AA64ISAR0_EL1_SM3=1" in parts and "SYSREG_CTR_EL0_DIC=1" in parts
+    assert not [p for p in parts if p.startswith(("SYSREG_MIDR", "SYSREG_ID_AA64ISAR1_EL1_APA", "SYSREG_CLIDR"))]
+    rc, out, _ = run(capsys, "expand", "graviton3-v1", "--format", "libvirt")
+    cpu = ET.fromstring(out)
+    assert rc == 0 and cpu.tag == "cpu" and cpu.get("mode") == "custom" and cpu.findtext("model") == "graviton3-v1"
+
+
+def test_expand_errors_are_one_line_exit_2(capsys):
+    rc, out, err = run(capsys, "expand", "graviton3-v1,feat_AES=fast")
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "feat_AES" in err
