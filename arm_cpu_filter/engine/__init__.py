@@ -9,6 +9,7 @@ from arm_cpu_filter.engine.baseline import BaselineResult, baseline
 from arm_cpu_filter.engine.check import Blocker, CheckResult, check
 from arm_cpu_filter.engine.compare import CompareResult, compare
 from arm_cpu_filter.engine.fix import fix
+from arm_cpu_filter.engine.modelfix import fix_model
 from arm_cpu_filter.engine.supported import supported
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "check",
     "compare",
     "fix",
+    "fix_model",
     "supported",
 ]

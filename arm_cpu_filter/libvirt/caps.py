@@ -155,7 +155,8 @@ def _feature_delta(definition: CpuDefinition, props: Mapping[str, Mapping[str, A
 
 def _model_fix(name: str, host: HostSnapshot) -> dict[str, str] | None:
     """A catalog model's fix as overrides its realization accepts (``models.fix_model``)."""
-    from arm_cpu_filter.models import fix_model, parse_spec
+    from arm_cpu_filter.engine import fix_model
+    from arm_cpu_filter.models import parse_spec
 
     spec = fix_model(name, host)
     return None if spec is None else parse_spec(spec)[1]

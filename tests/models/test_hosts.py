@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from arm_cpu_filter.engine import check
-from arm_cpu_filter.models import fix_model, realize
+from arm_cpu_filter.engine import check, fix_model
+from arm_cpu_filter.models import realize
 from arm_cpu_filter.models.realization import fields_of
 from arm_cpu_filter.snapshot.files import load_snapshot
 from tests.models import hosts as H

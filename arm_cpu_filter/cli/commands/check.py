@@ -28,12 +28,16 @@ def run(args: argparse.Namespace) -> int:
     out = result.to_dict()
     fix = None
     if not result.usable:
-        try:
-            from arm_cpu_filter.engine import fix as find_fix
+        from arm_cpu_filter.engine import fix as find_fix
+        from arm_cpu_filter.engine import fix_model
 
+        if args.model:  # model specs get model-level names (composites, properties)
+            spec = fix_model(args.model, host)
+            fix = None if spec is None else dict(
+                item.split("=", 1) for item in spec.split(",")[1:] if item not in args.model.split(",")
+            )
+        else:
             fix = find_fix(definition, host)
-        except Exception:  # a fix is advice; the verdict stands without it
-            fix = None
         out["fix"] = fix
     if args.format == "json":
         emit_json(out)

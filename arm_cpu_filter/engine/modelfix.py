@@ -12,6 +12,8 @@ This module uses the engine (layer 4) lazily: a model-level convenience over ``c
 
 from __future__ import annotations
 
+from arm_cpu_filter.engine.check import check, supported_raws
+from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
 from arm_cpu_filter.models.realization import composite_masks, parse_spec, realize_model
 from arm_cpu_filter.models.registry import composite_spec
 from arm_cpu_filter.properties import properties
@@ -33,9 +35,6 @@ def _composite_of(register: str, field: str | None, feature: str | None = None) 
 
 def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
     """Overrides that lift the current blockers (None: some blocker cannot be lifted)."""
-    from arm_cpu_filter.engine import check
-    from arm_cpu_filter.engine.check import supported_raws
-    from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
 
     props = properties()
     view = host_view(host, definition.vcpu_features)
@@ -79,7 +78,6 @@ def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str]
 def fix_model(spec: str, host: HostSnapshot) -> str | None:
     """``spec`` plus the fewest overrides that make it usable on ``host``; ``spec`` itself if it
     already is; None if no override set through writable fields and composites exists."""
-    from arm_cpu_filter.engine import check
 
     name, given = parse_spec(spec)
     extra: dict[str, str] = {}
