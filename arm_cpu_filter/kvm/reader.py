@@ -84,9 +84,7 @@ def read_snapshot(
     }
     if masks is not None:
         snap["writable_masks"] = {
-            r.name: f"0x{masks[r.mask_index]:016x}"
-            for r in table_registers()
-            if r.name in values and r.mask_index is not None
+            r.name: f"0x{masks[r.mask_index]:016x}" for r in table_registers() if r.name in values and r.mask_index is not None
         }
     snap["capabilities"] = {
         "writable_impl_id_regs": impl_id,
