@@ -4,6 +4,7 @@ Exit status 1 when no such definition exists (the conflicting fields and hosts a
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json
@@ -20,10 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from arm_cpu_filter.cli.loaders import snapshot_arg
     from arm_cpu_filter.engine import baseline
+
+    return emit(baseline([snapshot_arg(h) for h in args.hosts]), args)
+
+
+def emit(result: Any, args: argparse.Namespace) -> int:
+    """Print a BaselineResult (also used by ``pool-baseline``); needs ``args.output``/``format``."""
     from arm_cpu_filter.snapshot import dumps
     from arm_cpu_filter.snapshot.files import save
 
-    result = baseline([snapshot_arg(h) for h in args.hosts])
     if result.definition is not None and args.output:
         save(result.definition, args.output)
     if args.format == "json":

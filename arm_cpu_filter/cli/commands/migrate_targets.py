@@ -1,0 +1,66 @@
+"""``migrate-targets (INSTANCE --store-url URL | --definition FILE|MODEL) [--hosts HOST...]``:
+where can this VM go?  INSTANCE is a Nova instance uuid whose CPU the agent recorded; a
+definition is a file or a ``MODEL[,PROP=VAL...]``.  Candidates are the store's hosts (or just
+``--hosts``); without ``--store-url``, ``--hosts`` are snapshot files or sample names.
+Exit status 0 when some host accepts the VM, 1 when none does."""
+
+from __future__ import annotations
+
+import argparse
+
+from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
+from arm_cpu_filter.cli.output import emit_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("migrate-targets", help="hosts that can take a VM (live migration targets)",
+                       description=__doc__)
+    p.add_argument("instance", nargs="?", metavar="INSTANCE")
+    p.add_argument("--definition", metavar="FILE|MODEL", help="CPU definition file or MODEL[,PROP=VAL...]")
+    p.add_argument("--store-url", metavar="URL")
+    p.add_argument("--hosts", nargs="+", metavar="HOST")
+    p.add_argument("--max-age", type=float, default=0, metavar="S",
+                   help="treat host data older than S seconds as stale (default 0: no limit)")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
+    from arm_cpu_filter.engine import check
+    from arm_cpu_filter.errors import InputError
+    from arm_cpu_filter.scheduler.fleet import Fleet, explain, hosts_accepting
+    from arm_cpu_filter.store import open_store
+
+    if bool(args.instance) == bool(args.definition):
+        raise InputError("give an INSTANCE (with --store-url) or --definition FILE|MODEL")
+    store = open_store(args.store_url) if args.store_url else None
+    if args.instance:
+        if store is None:
+            raise InputError("INSTANCE needs --store-url")
+        record = store.instance(args.instance)
+        if record is None:
+            raise InputError(f"instance {args.instance}: no CPU recorded in {store.url}")
+        definition, source = store.definition(record.fingerprint), record.host
+    else:
+        is_file = os.path.exists(args.definition) or args.definition.endswith(".json")
+        definition = definition_arg(None if is_file else args.definition, args.definition if is_file else None)
+        source = None
+    if store is not None:
+        verdicts = hosts_accepting(Fleet(store, max_age=args.max_age), definition, args.hosts)
+        verdicts.pop(source, None) if source else None
+    elif args.hosts:
+        snaps = [snapshot_arg(h) for h in args.hosts]
+        verdicts = {s.host: None if check(definition, s).usable else explain(definition, s) for s in snaps}
+    else:
+        raise InputError("--definition needs --store-url or --hosts")
+    targets = sorted(h for h, why in verdicts.items() if why is None)
+    if args.format == "json":
+        emit_json({"definition": definition.name, "source": source, "targets": targets,
+                   "refused": {h: why for h, why in verdicts.items() if why is not None}})
+    else:
+        print(table([[h, "yes" if why is None else "no", why or ""] for h, why in verdicts.items()],
+                    ["HOST", "TARGET", "WHY NOT"]), end="")
+    return EXIT_OK if targets else EXIT_NOT_USABLE

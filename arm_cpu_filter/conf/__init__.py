@@ -1,0 +1,114 @@
+"""oslo.config options of the ``[arm_cpu_filter]`` group (Nova scheduler plugin and host agent).
+
+Nova's scheduler and the agent share one option group, so a single ``nova.conf`` snippet
+configures both.  ``list_opts()`` is the ``oslo.config.opts`` entry point that
+``oslo-config-generator`` uses to write ``etc/arm-cpu-filter.conf.sample``.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    "arm_cpu_filter",
+    title="ARM64 CPU model filter",
+    help="Options of the arm-cpu-filter Nova scheduler filter, weigher and host agent.",
+)
+
+STORE_OPTS = [
+    cfg.StrOpt(
+        "store_url",
+        default="file:///var/lib/arm-cpu-filter/store",
+        secret=True,
+        help="Where host snapshots, host records and instance CPU definitions live. "
+        "``file://DIR`` (one JSON file per host, atomic writes; for one node or a shared "
+        "directory) or an SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``, "
+        "``mysql+pymysql://...``). Treated as secret because SQL URLs carry passwords.",
+    ),
+    cfg.IntOpt(
+        "max_snapshot_age",
+        default=3600,
+        min=0,
+        help="Seconds after which a host's published data counts as stale; the filter then "
+        "refuses the host (fail closed). The agent republishes every ``agent_interval`` "
+        "seconds. 0 disables the staleness check.",
+    ),
+    cfg.IntOpt(
+        "store_refresh_interval",
+        default=30,
+        min=0,
+        help="Seconds the scheduler reuses its in-memory view of the store before reading "
+        "host records again (snapshots are content-addressed and cached for good); "
+        "staleness is judged at each read. 0 re-reads on every request.",
+    ),
+    cfg.IntOpt(
+        "decision_cache_size",
+        default=100000,
+        min=16,
+        help="Number of (CPU definition, host snapshot) verdicts kept in memory.",
+    ),
+]
+
+WEIGHER_OPTS = [
+    cfg.FloatOpt(
+        "passthrough_weight_multiplier",
+        default=1.0,
+        help="Host-passthrough boots: weight of the share of hosts that would accept a VM "
+        "started on the candidate (favours hosts that keep the most migration destinations). "
+        "Negative values invert the preference; 0 disables it.",
+    ),
+    cfg.FloatOpt(
+        "model_fit_weight_multiplier",
+        default=1.0,
+        help="Named-model boots: weight of the tightest fit (favours candidates that can "
+        "realize the fewest catalog models, leaving richer hosts for richer models).",
+    ),
+    cfg.FloatOpt(
+        "move_identical_weight_multiplier",
+        default=1.0,
+        help="Moves (live migration, evacuation, resize): weight of a destination whose "
+        "snapshot is identical to the instance's CPU source.",
+    ),
+]
+
+AGENT_OPTS = [
+    cfg.StrOpt(
+        "host",
+        sample_default="<the compute service host name>",
+        help="Name under which the agent publishes this host; must equal the nova-compute "
+        "service host (``[DEFAULT] host``). Default: the machine's host name.",
+    ),
+    cfg.IntOpt(
+        "agent_interval",
+        default=300,
+        min=1,
+        help="Seconds between two agent rounds (snapshot, publish, record new instances). "
+        "Keep it well below ``max_snapshot_age``.",
+    ),
+    cfg.StrOpt(
+        "libvirt_uri",
+        default="qemu:///system",
+        help="libvirt connection the agent lists running domains from.",
+    ),
+    cfg.StrOpt(
+        "provider_config_file",
+        default="/etc/nova/provider_config/arm-cpu-filter.yaml",
+        help="Nova provider-config YAML the agent writes with a CUSTOM_ARM_CPU_MODEL_<NAME> "
+        "trait per usable named model (put its directory in "
+        "``[compute] provider_config_location``; nova-compute reads it at start). Empty: "
+        "do not write one.",
+    ),
+]
+
+ALL_OPTS = STORE_OPTS + WEIGHER_OPTS + AGENT_OPTS
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the group on ``conf`` (idempotent; Nova's CONF is oslo's global CONF)."""
+    conf.register_group(GROUP)
+    conf.register_opts(ALL_OPTS, group=GROUP)
+
+
+def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
+    """``oslo.config.opts`` entry point."""
+    return [(GROUP, ALL_OPTS)]

@@ -1,0 +1,206 @@
+"""The scheduler's view of the fleet: host records from the store (re-read at most every
+``refresh_interval`` seconds), snapshots cached by fingerprint (content-addressed, so never
+invalid), and verdicts cached per (definition fingerprint, snapshot fingerprint) -- a fleet
+has few distinct snapshots and few distinct definitions, so almost every check is a dict hit.
+
+No Nova imports: the filter, the weighers and the operator commands share this module.
+The owner calls ``refresh()`` once per request; the store is read again only when the
+previous read is older than ``refresh_interval`` (staleness is judged at that read).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from arm_cpu_filter.engine import check
+from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
+from arm_cpu_filter.store import HostRecord, HostStore, StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class HostData:
+    """What the fleet knows about one host: its snapshot, or why there is none."""
+
+    host: str
+    snapshot: HostSnapshot | None
+    #: None when usable; else the one-line reason the host must fail closed
+    problem: str | None
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class Fleet:
+    def __init__(
+        self,
+        store: HostStore,
+        max_age: float = 3600,
+        refresh_interval: float = 30,
+        cache_size: int = 100000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.max_age = max_age
+        self.refresh_interval = refresh_interval
+        self.cache_size = cache_size
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[str, HostRecord] = {}
+        self._loaded_at: float | None = None
+        self._load_error: str | None = None
+        self._verdicts: dict[tuple[str, str], bool] = {}
+        #: generation counter: derived per-fleet data (shares) is recomputed when it changes
+        self.generation = 0
+        #: per generation: fresh host -> fingerprint, distinct snapshots, host counts, passthrough shares,
+        #: and per definition fingerprint the set of fresh hosts that accept it
+        self._derived: tuple[int, dict[str, str], dict[str, HostSnapshot], Counter[str], dict[str, float],
+                             dict[str | None, frozenset[str]]] = (-1, {}, {}, Counter(), {}, {})
+
+    # -- store view ------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and self._loaded_at is not None and now - self._loaded_at < self.refresh_interval:
+            return
+        with self._lock:
+            try:
+                records = self.store.hosts()
+                error = None
+            except ArmCpuFilterError as exc:
+                records, error = {}, str(exc)
+            self._records, self._load_error, self._loaded_at = records, error, now
+            self.generation += 1
+
+    @property
+    def load_error(self) -> str | None:
+        """Set when the last read of the store failed (every host then fails closed)."""
+        return self._load_error
+
+    def records(self) -> dict[str, HostRecord]:
+        if self._loaded_at is None:
+            self.refresh()
+        return self._records
+
+    def fingerprints(self) -> dict[str, str]:
+        """host -> snapshot fingerprint for every host whose data was fresh at the last read."""
+        self._derive()
+        return self._derived[1]
+
+    def host(self, name: str, now: float | None = None) -> HostData:
+        """The snapshot of ``name`` if it is present, fresh and intact, else the problem."""
+        rec = self.records().get(name)
+        if self._load_error:
+            return HostData(name, None, self._load_error)
+        if rec is None:
+            return HostData(name, None, f"no CPU data published for host {name} in {self.store.url}")
+        now = (self._loaded_at or self.clock()) if now is None else now
+        if self.max_age and now - rec.taken_at > self.max_age:
+            return HostData(name, None, f"CPU data of host {name} is stale (taken {_age(now - rec.taken_at)} ago, "
+                                        f"limit {_age(self.max_age)}): is its agent running?")
+        try:
+            return HostData(name, self.store.snapshot(rec.fingerprint), None)
+        except StoreError as exc:
+            return HostData(name, None, str(exc))
+
+    def _derive(self) -> None:
+        records = self.records()
+        if self._derived[0] == self.generation:
+            return
+        now = self._loaded_at or self.clock()
+        fps: dict[str, str] = {}
+        by_fp: dict[str, HostSnapshot] = {}
+        for name, rec in records.items():
+            if self.max_age and now - rec.taken_at > self.max_age:
+                continue
+            snap = by_fp.get(rec.fingerprint)
+            if snap is None:
+                try:
+                    snap = by_fp[rec.fingerprint] = self.store.snapshot(rec.fingerprint)
+                except ArmCpuFilterError:
+                    continue
+            fps[name] = rec.fingerprint
+        self._derived = (self.generation, fps, by_fp, Counter(fps.values()), {}, {})
+
+    def fresh(self) -> dict[str, HostSnapshot]:
+        """Every host with usable data, by name."""
+        self._derive()
+        by_fp = self._derived[2]
+        return {name: by_fp[fp] for name, fp in self._derived[1].items()}
+
+    def snapshot_of(self, fingerprint: str) -> HostSnapshot | None:
+        """A fresh host's snapshot by fingerprint (None: no fresh host has it)."""
+        self._derive()
+        return self._derived[2].get(fingerprint)
+
+    # -- verdicts --------------------------------------------------------------------------
+    def usable(self, definition: CpuDefinition, snapshot: HostSnapshot) -> bool:
+        key = (definition.fingerprint, snapshot.fingerprint)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = check(definition, snapshot).usable
+            if len(self._verdicts) >= self.cache_size:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        return verdict
+
+    def accepting(self, definition: CpuDefinition | None) -> frozenset[str]:
+        """Names of the fresh hosts that accept ``definition`` (None: every fresh host)."""
+        self._derive()
+        key = None if definition is None else definition.fingerprint
+        cache = self._derived[5]
+        names = cache.get(key)
+        if names is None:
+            by_fp = self._derived[2]
+            ok = {fp for fp, snap in by_fp.items() if definition is None or self.usable(definition, snap)}
+            names = cache[key] = frozenset(n for n, fp in self._derived[1].items() if fp in ok)
+        return names
+
+    def census(self) -> tuple[dict[str, HostSnapshot], Counter[str]]:
+        """Distinct fresh snapshots by fingerprint and how many hosts have each."""
+        self._derive()
+        return self._derived[2], self._derived[3]
+
+    def passthrough_share(self, snapshot: HostSnapshot) -> float:
+        """Share of fresh hosts that would accept a host-passthrough VM started on ``snapshot``."""
+        by_fp, counts = self.census()
+        shares = self._derived[4]
+        share = shares.get(snapshot.fingerprint)
+        if share is None:
+            definition = snapshot.as_definition()
+            accepted = sum(n for fp, n in counts.items() if self.usable(definition, by_fp[fp]))
+            share = shares[snapshot.fingerprint] = accepted / max(1, sum(counts.values()))
+        return share
+
+
+def explain(definition: CpuDefinition, snapshot: HostSnapshot, limit: int = 3) -> str:
+    """Why ``definition`` is not realizable on ``snapshot``, in one short line."""
+    blockers = check(definition, snapshot).blockers
+    parts = []
+    for b in blockers[:limit]:
+        what = b.property or (f"{b.register}.{b.field}" if b.field else b.register)
+        parts.append(f"{what} {b.requested} (host: {b.host})")
+    more = f" and {len(blockers) - limit} more" if len(blockers) > limit else ""
+    return "; ".join(parts) + more if parts else "usable"
+
+
+def hosts_accepting(fleet: Fleet, definition: CpuDefinition, names: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Per host: None when it accepts ``definition``, else the reason it does not."""
+    out: dict[str, str | None] = {}
+    for name in sorted(fleet.records() if names is None else names):
+        data = fleet.host(name)
+        if data.snapshot is None:
+            out[name] = data.problem
+        elif fleet.usable(definition, data.snapshot):
+            out[name] = None
+        else:
+            out[name] = explain(definition, data.snapshot)
+    return out

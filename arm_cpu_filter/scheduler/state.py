@@ -1,0 +1,136 @@
+"""Process-wide state of the Nova plugin: the fleet view built from ``[arm_cpu_filter]``
+options, the per-request CPU resolution shared by the filter and the weighers, and the
+fail-closed admission rule with its one-line logs.  Never raises into Nova."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from arm_cpu_filter import conf
+from arm_cpu_filter.scheduler.fleet import Fleet, explain
+from arm_cpu_filter.scheduler.request import CpuRequest, resolve
+from arm_cpu_filter.store import open_store
+
+LOG = logging.getLogger("arm_cpu_filter.scheduler")
+CONF = cfg.CONF
+conf.register_opts(CONF)
+
+_lock = threading.Lock()
+_fleet: tuple[tuple[Any, ...], Fleet] | None = None
+_requests: dict[int, tuple[Any, Any, CpuRequest]] = {}
+_host_problems: dict[str, str] = {}
+
+
+def options() -> Any:
+    return CONF.arm_cpu_filter
+
+
+def fleet() -> Fleet:
+    """The fleet for the current options (rebuilt when they change, e.g. on SIGHUP reload)."""
+    global _fleet
+    o = options()
+    key = (o.store_url, o.max_snapshot_age, o.store_refresh_interval, o.decision_cache_size)
+    current = _fleet
+    if current is None or current[0] != key:
+        with _lock:
+            if _fleet is None or _fleet[0] != key:
+                store = open_store(o.store_url)
+                _fleet = (key, Fleet(store, o.max_snapshot_age, o.store_refresh_interval, o.decision_cache_size))
+            current = _fleet
+    return current[1]
+
+
+def reset() -> None:
+    """Forget the fleet, cached requests and logged problems (tests, reconfiguration)."""
+    global _fleet
+    with _lock:
+        _fleet = None
+        _requests.clear()
+        _host_problems.clear()
+
+
+def _field(spec_obj: Any, name: str) -> Any:
+    try:
+        return getattr(spec_obj, name) if spec_obj.obj_attr_is_set(name) else None
+    except Exception:  # a lazy-load failure means "not set"
+        return None
+
+
+def request_for(spec_obj: Any) -> CpuRequest:
+    """The CPU request of ``spec_obj`` (a nova RequestSpec), resolved once per request."""
+    uuid = _field(spec_obj, "instance_uuid")
+    cached = _requests.get(id(spec_obj))
+    if cached is not None and cached[0]() is spec_obj and cached[1] == uuid:
+        return cached[2]
+    try:
+        fleet().refresh()
+        flavor = _field(spec_obj, "flavor")
+        extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
+        request = resolve(fleet(), extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []))
+    except Exception as exc:  # the scheduler must never crash because of us
+        request = CpuRequest("unresolvable request", problem=f"internal error: {type(exc).__name__}: {exc}")
+    if request.problem:
+        LOG.warning("ArmCpuModelFilter: refusing every host for instance %s: %s", uuid, request.problem)
+    if len(_requests) > 256:
+        _requests.clear()
+    try:
+        _requests[id(spec_obj)] = (weakref.ref(spec_obj), uuid, request)
+    except TypeError:  # not weak-referenceable: resolve again next time
+        pass
+    return request
+
+
+def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
+    """The host states that pass: one verdict per distinct snapshot, then a dict lookup per
+    host; hosts without fresh data go through :func:`admit`, which logs their problem once."""
+    try:
+        f = fleet()
+        fps = f.fingerprints()
+        if request.problem or f.load_error:
+            return [h for h in host_states if admit(h.host, request)]
+        accepting = f.accepting(request.definition)
+        out = [h for h in host_states if h.host in accepting]
+        for name in [n for n in _host_problems if n in fps]:
+            admit(name, request)  # logs the recovery
+        if len(out) < len(host_states):
+            for name in {h.host for h in host_states} - fps.keys():
+                admit(name, request)  # logs the host's problem once
+        return out
+    except Exception:  # the per-host path never raises and logs each problem
+        return [h for h in host_states if admit(h.host, request)]
+
+
+def admit(host: str, request: CpuRequest) -> bool:
+    """Does ``host`` pass for ``request``?  Fails closed, logs each new host problem once."""
+    try:
+        if request.problem:
+            return False
+        data = fleet().host(host)
+        if data.snapshot is None:
+            if _host_problems.get(host) != data.problem:
+                _host_problems[host] = data.problem or "no data"
+                LOG.warning("ArmCpuModelFilter: host %s fails closed: %s", host, data.problem)
+            return False
+        if host in _host_problems:
+            del _host_problems[host]
+            LOG.info("ArmCpuModelFilter: host %s has usable CPU data again", host)
+        if request.definition is None:
+            return True
+        if fleet().usable(request.definition, data.snapshot):
+            return True
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("ArmCpuModelFilter: %s is not realizable on %s: %s", request.label, host,
+                      explain(request.definition, data.snapshot))
+        return False
+    except Exception as exc:  # never raise into Nova
+        problem = f"internal error: {type(exc).__name__}: {exc}"
+        if _host_problems.get(host) != problem:
+            _host_problems[host] = problem
+            LOG.error("ArmCpuModelFilter: host %s fails closed: %s", host, problem)
+        return False

@@ -1,0 +1,101 @@
+"""``ArmCpuWeigher``: Nova host weigher for ARM64 CPU placement (``[filter_scheduler]
+weight_classes``).  One class with three cases, because Nova's weight handler costs as much
+per weigher as the weighing itself at fleet scale; exactly one case applies per request:
+
+- host-passthrough boot: the share of fresh hosts that would accept a VM started on the
+  candidate (the VM keeps the most migration destinations) -- ``passthrough_weight_multiplier``;
+- named-model boot: the fewer catalog models a candidate realizes, the higher (tightest fit:
+  richer hosts stay free for richer models) -- ``model_fit_weight_multiplier``;
+- move (live migration, evacuation, resize of a known instance): 1 for a destination whose
+  snapshot (for a host-passthrough instance: whose own CPU) is identical to the instance's
+  source, else 0 -- ``move_identical_weight_multiplier``.
+
+Scores are min-max normalized over the candidates like Nova's own weighers and multiplied
+here (``minval``/``maxval`` are fixed to 0/1 so Nova's normalization keeps them as they
+are).  Hosts without usable data score 0 (the filter refuses them anyway).  Never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nova.scheduler import weights
+
+from arm_cpu_filter.scheduler import state
+from arm_cpu_filter.scheduler.catalog import usable_models
+from arm_cpu_filter.scheduler.fleet import Fleet
+from arm_cpu_filter.scheduler.request import CpuRequest
+from arm_cpu_filter.snapshot import HostSnapshot
+
+LOG = logging.getLogger("arm_cpu_filter.scheduler")
+PASSTHROUGH, MODEL_FIT, MOVE = "passthrough", "model_fit", "move_identical"
+
+
+def case(request: CpuRequest) -> str | None:
+    """Which preference applies to ``request`` (None: no preference)."""
+    if request.problem:
+        return None
+    if request.move:
+        return MOVE
+    if request.model is not None:
+        return MODEL_FIT
+    return PASSTHROUGH if request.definition is None else None
+
+
+_richness: dict[str, int] = {}
+#: snapshot fingerprint -> fingerprint of the CPU a host-passthrough VM started there sees
+_own_cpu: dict[str, str] = {}
+
+
+def score(which: str, fleet: Fleet, request: CpuRequest, snapshot: HostSnapshot) -> float:
+    """Raw score of one candidate snapshot (higher is better)."""
+    if which == PASSTHROUGH:
+        return fleet.passthrough_share(snapshot)
+    if which == MODEL_FIT:
+        n = _richness.get(snapshot.fingerprint)
+        if n is None:
+            n = _richness[snapshot.fingerprint] = len(usable_models(snapshot))
+        return -float(n)
+    if request.definition is not None and request.model is None:
+        own = _own_cpu.get(snapshot.fingerprint)
+        if own is None:
+            own = _own_cpu[snapshot.fingerprint] = snapshot.as_definition().fingerprint
+        return 1.0 if own == request.definition.fingerprint else 0.0
+    source = fleet.host(request.source_host).snapshot if request.source_host else None
+    return 1.0 if source is not None and source.fingerprint == snapshot.fingerprint else 0.0
+
+
+class ArmCpuWeigher(weights.BaseHostWeigher):
+    """Prefer hosts that keep host-passthrough VMs movable, fit named models tightly, and
+    receive moving VMs on identical CPUs."""
+
+    minval, maxval = 0.0, 1.0
+
+    def weight_multiplier(self, host_state: Any) -> float:
+        return 1.0  # applied in weigh_objects: it depends on the request's case
+
+    def weigh_objects(self, weighed_obj_list: list[Any], weight_properties: Any) -> list[float]:
+        n = len(weighed_obj_list)
+        try:
+            request = state.request_for(weight_properties)
+            which = case(request)
+            multiplier = float(getattr(state.options(), f"{which}_weight_multiplier")) if which else 0.0
+            if not multiplier:
+                return [0.0] * n
+            fleet = state.fleet()
+            by_fp = {fp: score(which, fleet, request, snap) for fp, snap in fleet.census()[0].items()}
+            fps = fleet.fingerprints()
+            raw = [by_fp.get(fps.get(obj.obj.host)) for obj in weighed_obj_list]
+            known = [s for s in raw if s is not None]
+            lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
+            if hi == lo:
+                return [0.0] * n
+            scale = multiplier / (hi - lo)
+            return [0.0 if s is None else (s - lo) * scale for s in raw]
+        except Exception as exc:  # never raise into Nova: abstain
+            LOG.error("ArmCpuWeigher abstains: %s: %s", type(exc).__name__, exc)
+            return [0.0] * n
+
+    def _weigh_object(self, obj: Any, weight_properties: Any) -> float:
+        return self.weigh_objects([weights.WeighedHost(obj, 0.0)], weight_properties)[0]

@@ -1,0 +1,110 @@
+"""Fixtures of the Nova plugin tests: one real Nova scheduler sandbox per session (Nova's
+configuration is process-global), per-test stores, and a private PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nova", reason="Nova is not installed (tools/bootstrap.sh installs .[test])")
+
+from oslo_config import cfg  # noqa: E402
+
+from arm_cpu_filter.samples import sample_host  # noqa: E402
+from arm_cpu_filter.scheduler import sandbox as sandbox_mod  # noqa: E402
+from arm_cpu_filter.scheduler import scenario, state  # noqa: E402
+from arm_cpu_filter.store import open_store  # noqa: E402
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def plan() -> scenario.Scenario:
+    return scenario.load()
+
+
+@pytest.fixture(scope="session")
+def fleet_snapshots(plan):
+    return {host: sample_host(sample) for host, sample in plan.hosts.items()}
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory, fleet_snapshots):
+    sb = sandbox_mod.get(tmp_path_factory.mktemp("nova"))
+    sb.add_computes(list(fleet_snapshots))
+    return sb
+
+
+@pytest.fixture
+def store_url(tmp_path, sandbox):
+    """A fresh file store for one test, installed as [arm_cpu_filter] store_url."""
+    url = f"file://{tmp_path}/store"
+    cfg.CONF.set_override("store_url", url, "arm_cpu_filter")
+    state.reset()
+    yield url
+    cfg.CONF.clear_override("store_url", "arm_cpu_filter")
+    state.reset()
+
+
+@pytest.fixture
+def fleet_store(store_url, fleet_snapshots):
+    """The scenario fleet published fresh into the test's store."""
+    store = open_store(store_url)
+    for host, snap in fleet_snapshots.items():
+        store.publish(snap, host=host)
+    return store
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster (Debian's server binaries) for the SQL store tests."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (tools/bootstrap.sh installs postgresql)")
+    # not under pytest's 0700 temp root: the server may run as another user
+    base = Path(tempfile.mkdtemp(prefix="arm-cpu-filter-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres system user
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(prefix + list(cmd), capture_output=True, text=True, timeout=120)
+
+    r = run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    if r.returncode:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
+    r = run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "start",
+            "-o", f"-p {port} -k {sock} -c listen_addresses=''")
+    if r.returncode:
+        pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()}")
+    try:
+        for _ in range(50):
+            if run(str(PG_BIN / "pg_isready"), "-h", str(sock), "-p", str(port)).returncode == 0:
+                break
+            time.sleep(0.1)
+        r = run(str(PG_BIN / "createdb"), "-h", str(sock), "-p", str(port), "-U", "postgres", "armcpu")
+        assert r.returncode == 0, r.stderr
+        yield f"postgresql+psycopg2://postgres@/armcpu?host={sock}&port={port}"
+    finally:
+        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,138 @@
+"""Operator commands (publish, migrate-targets, pool-baseline, demo) and configuration files."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from arm_cpu_filter.agent import passthrough_definition
+from arm_cpu_filter.cli import main
+from arm_cpu_filter.samples import sample_host
+from arm_cpu_filter.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def url(tmp_path, capsys):
+    url = f"file://{tmp_path}/store"
+    code, out, _ = run(capsys, "publish", "graviton3", "graviton4", "graviton2", "--store-url", url)
+    assert code == 0 and "graviton3" in out
+    assert run(capsys, "publish", "graviton3", "--host", "g3-b", "--store-url", url)[0] == 0
+    return url
+
+
+def test_publish_lists_hosts(url):
+    assert sorted(open_store(url).hosts()) == ["g3-b", "graviton2", "graviton3", "graviton4"]
+
+
+def test_publish_errors_write_nothing(tmp_path, capsys):
+    url = f"file://{tmp_path}/s"
+    code, _, err = run(capsys, "publish", "graviton3", str(tmp_path / "missing.json"), "--store-url", url)
+    assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+    code, _, err = run(capsys, "publish", "graviton3", "graviton4", "--host", "x", "--store-url", url)
+    assert code == 2 and "one SNAPSHOT" in err
+
+
+def test_migrate_targets_of_a_recorded_instance(url, capsys):
+    vm = str(uuid.uuid4())
+    open_store(url).record_instance(vm, passthrough_definition(sample_host("graviton3"), "graviton3"), "graviton3")
+    code, out, _ = run(capsys, "migrate-targets", vm, "--store-url", url, "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["targets"] == ["g3-b"] and data["source"] == "graviton3"
+    assert "feat_SM3" in data["refused"]["graviton4"]
+    code, out, _ = run(capsys, "migrate-targets", vm, "--store-url", url, "--hosts", "graviton4")
+    assert code == 1 and "graviton4" in out and "no" in out
+
+
+def test_migrate_targets_of_a_definition_without_store(capsys):
+    code, out, _ = run(capsys, "migrate-targets", "--definition", "graviton2-v1,hw_prop_DIC=off",
+                       "--hosts", "altra-7.3", "altra", "graviton2", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["targets"] == ["altra-7.3", "graviton2"]
+    assert "REVIDR_EL1" in data["refused"]["altra"]
+
+
+def test_migrate_targets_needs_an_instance_or_definition(capsys):
+    code, _, err = run(capsys, "migrate-targets")
+    assert code == 2 and "INSTANCE" in err
+
+
+def test_pool_baseline(url, capsys, tmp_path):
+    for sample, host in (("graviton2-7.3", "g2-new"), ("altra-7.3", "altra-new")):
+        assert run(capsys, "publish", sample, "--host", host, "--store-url", url)[0] == 0
+    code, out, _ = run(capsys, "pool-baseline", "g2-new", "altra-new", "--store-url", url,
+                       "--format", "json", "--output", str(tmp_path / "pool.json"))
+    data = json.loads(out)
+    assert code == 0 and data["possible"] is True
+    from arm_cpu_filter.engine import check
+    from arm_cpu_filter.snapshot.files import load_definition
+
+    pool = load_definition(tmp_path / "pool.json")
+    for sample in ("graviton2-7.3", "altra-7.3"):
+        assert check(pool, sample_host(sample)).usable
+    assert not check(pool, sample_host("graviton3")).usable
+    # Graviton3 and Graviton4 on Linux 6.12 share no CPU: MIDR differs and cannot be set
+    code, out, _ = run(capsys, "pool-baseline", "graviton3", "graviton4", "--store-url", url)
+    assert code == 1 and "MIDR_EL1: differs" in out
+    code, _, err = run(capsys, "pool-baseline", "nowhere", "--store-url", url)
+    assert code == 2 and "host nowhere: no snapshot" in err
+
+
+def test_config_sample_is_up_to_date(tmp_path):
+    gen = shutil.which("oslo-config-generator", path=str(Path(sys.executable).parent))
+    assert gen, "oslo-config-generator is installed with oslo.config"
+    out = tmp_path / "sample"
+    subprocess.run([gen, "--config-file", "etc/oslo-config-generator/arm-cpu-filter.conf", "--output-file", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    assert filecmp.cmp(out, ROOT / "etc" / "arm-cpu-filter.conf.sample", shallow=False), (
+        "etc/arm-cpu-filter.conf.sample is out of date: run "
+        "oslo-config-generator --config-file etc/oslo-config-generator/arm-cpu-filter.conf")
+
+
+def test_snippet_names_real_classes_and_options():
+    pytest.importorskip("nova")
+    from arm_cpu_filter import conf
+    from arm_cpu_filter.scheduler.filters import ArmCpuModelFilter  # noqa: F401
+    from arm_cpu_filter.scheduler.weighers import ArmCpuWeigher  # noqa: F401
+
+    text = (ROOT / "etc" / "nova-arm-cpu-filter.conf.snippet").read_text()
+    assert "arm_cpu_filter.scheduler.filters.ArmCpuModelFilter" in text
+    assert "arm_cpu_filter.scheduler.weighers.ArmCpuWeigher" in text
+    import configparser
+
+    parser = configparser.ConfigParser(strict=False)
+    parser.read_string(text)
+    used = set(parser["arm_cpu_filter"])
+    assert used and used <= {o.name for o in conf.ALL_OPTS}
+
+
+def test_demo_runs_through_nova(tmp_path):
+    pytest.importorskip("nova")
+    out = subprocess.run([sys.executable, "-m", "arm_cpu_filter", "demo", "--format", "json"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    by_title = {r["title"]: r for r in data["requests"]}
+    g3 = by_title["live migration: host-passthrough VM started on g3-a"]
+    assert [a["host"] for a in g3["admitted"]] == ["g3-b"]
+    assert "feat_SM4" in g3["refused"]["g4-a"]
+    typo = by_title["boot: unknown model (typo) fails closed"]
+    assert typo["admitted"] == [] and len(typo["refused"]) == 11
+    move = by_title["live migration: graviton2-v1 VM with DIC off, running on g2-b"]
+    assert [a["host"] for a in move["admitted"]][0] == "g2-c"  # identical to the source: preferred
+    assert sorted(a["host"] for a in move["admitted"]) == ["altra-a", "g2-a", "g2-c"]
