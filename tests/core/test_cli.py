@@ -111,3 +111,15 @@ def test_every_subcommand_has_help():
     for name in sub.choices:
         out = run(name, "--help")
         assert out.returncode == 0 and "usage: arm-cpu-filter " + name in out.stdout
+
+
+def test_snapshot_off_arm64_is_a_clear_error_and_from_file_rewrites(files):
+    import platform
+
+    out = run("snapshot")
+    if platform.machine() != "aarch64":
+        assert out.returncode == 2 and "not aarch64" in out.stderr and "--from-file" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    out = run("snapshot", "--from-file", str(files / "host.json"), "-o", str(files / "copy.json"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads((files / "copy.json").read_text())["registers"] == json.loads((files / "host.json").read_text())["registers"]
