@@ -122,4 +122,5 @@ def test_snapshot_off_arm64_is_a_clear_error_and_from_file_rewrites(files):
         assert len(out.stderr.strip().splitlines()) == 1
     out = run("snapshot", "--from-file", str(files / "host.json"), "-o", str(files / "copy.json"))
     assert out.returncode == 0, out.stderr
-    assert json.loads((files / "copy.json").read_text())["registers"] == json.loads((files / "host.json").read_text())["registers"]
+    copy, original = (json.loads((files / n).read_text()) for n in ("copy.json", "host.json"))
+    assert copy["registers"] == original["registers"]
