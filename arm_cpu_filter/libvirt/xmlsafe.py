@@ -13,6 +13,7 @@ import os
 from lxml import etree
 
 from arm_cpu_filter.errors import InputError
+from arm_cpu_filter.snapshot.files import read_bytes
 
 #: libvirt's largest domain capabilities (x86, all devices) are about 60 KiB; guest XML less.
 MAX_BYTES = 2 << 20
@@ -60,13 +61,5 @@ def read(path: str | os.PathLike[str], what: str | None = None, *, max_bytes: in
          remove_blank_text: bool = False) -> etree._Element:
     """``parse`` a file, reading at most ``max_bytes`` + 1 bytes of it."""
     label = what or f"XML file {path}"
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{label}: is a directory") from None
-    except PermissionError:
-        raise InputError(f"{label}: permission denied") from None
+    data = read_bytes(path, label, max_bytes)
     return parse(data, label, max_bytes=max_bytes, remove_blank_text=remove_blank_text, base_url=str(path))

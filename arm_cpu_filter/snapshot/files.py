@@ -14,23 +14,30 @@ from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot, dumps, loads, l
 MAX_BYTES = 1 << 20
 
 
-def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
-    p = Path(path)
+def read_bytes(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """Read at most ``max_bytes`` + 1 bytes; a missing, unreadable or oversized file is an InputError
+    whose message starts with ``what``."""
     try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
     except FileNotFoundError:
-        raise InputError(f"{what} {p}: no such file") from None
+        raise InputError(f"{what}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{what} {p}: is a directory") from None
+        raise InputError(f"{what}: is a directory") from None
     except PermissionError:
-        raise InputError(f"{what} {p}: permission denied") from None
-    if len(data) > MAX_BYTES:
-        raise InputError(f"{what} {p}: larger than {MAX_BYTES} bytes")
+        raise InputError(f"{what}: permission denied") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{what}: larger than {max_bytes} bytes")
+    return data
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    label = f"{what} {Path(path)}"
+    data = read_bytes(path, label)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{what} {p}: not UTF-8 text") from None
+        raise InputError(f"{label}: not UTF-8 text") from None
 
 
 def load_snapshot(path: str | os.PathLike[str]) -> HostSnapshot:
