@@ -6,7 +6,9 @@
   boot, a named-model boot and a host-passthrough live migration, warm caches.  This
   includes the bookkeeping Nova's handlers do for any filter or weigher (per host: a log
   tuple, two debug dicts and a formatted string per weigher); ``plugin_code_ms[...]`` is our
-  code alone (``filter_all`` + ``weigh_objects``);
+  code alone (``filter_all`` + ``weigh_objects``); ``nova_weigher_floor_ms`` is what Nova's
+  weight handler charges for a weigher that returns zeros for all 10,000 hosts (its per-host
+  bookkeeping: the floor under any weigher, Nova's own included);
 - ``store_load_10k_s`` / ``store_load_10k_peak_mb``: reading 10,000 host records (file
   backend) plus the 20 snapshots they point at, as a scheduler does on refresh.
 """
@@ -137,12 +139,12 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
                 w.weigh_objects([WeighedHost(h, 0.0) for h in hosts], spec)
             return time.perf_counter() - t
 
-        def run(spec: Any, with_ours: bool) -> float:
+        def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None) -> float:
             t = time.perf_counter()
             hosts = states
             if with_ours:
                 hosts = list(hm.filter_handler.get_filtered_objects(ours, hosts, spec))
-            hm.weight_handler.get_weighed_objects(our_weighers if with_ours else [], hosts, spec)
+            hm.weight_handler.get_weighed_objects(our_weighers if with_ours else weighers or [], hosts, spec)
             return time.perf_counter() - t
 
         out: dict[str, float] = {}
@@ -159,12 +161,31 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
             out[f"plugin_code_ms[{label}]"] = round(min(ours_only(spec) for _ in range(repeat)) * 1e3, 2)
             overheads.append(ms)
         out["nova_overhead_per_request_ms"] = round(sum(overheads) / len(overheads), 2)
+        boot = specs["passthrough boot"]
+        floor = min(run(boot, False, [zero_weigher()]) for _ in range(repeat)) - min(run(boot, False) for _ in range(repeat))
+        out["nova_weigher_floor_ms"] = round(floor * 1e3, 2)
         out["nova_bench_hosts"] = len(states)
         return out
     finally:
         conf.set_override("store_url", old[0], "arm_cpu_filter")
         conf.set_override("store_refresh_interval", old[1], "arm_cpu_filter")
         state.reset()
+
+
+def zero_weigher() -> Any:
+    """A weigher that weighs nothing: what Nova's handler costs for any weigher."""
+    from nova.scheduler import weights
+
+    class ZeroWeigher(weights.BaseHostWeigher):
+        """Weighs nothing: what Nova's handler costs for any weigher over the candidates."""
+
+        def _weigh_object(self, host_state: Any, weight_properties: Any) -> float:
+            return 0.0
+
+        def weigh_objects(self, weighed_obj_list: list[Any], weight_properties: Any) -> list[float]:
+            return [0.0] * len(weighed_obj_list)
+
+    return ZeroWeigher()
 
 
 def _a_model() -> str:

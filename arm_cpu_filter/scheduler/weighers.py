@@ -46,6 +46,8 @@ def case(request: CpuRequest) -> str | None:
 _richness: dict[str, int] = {}
 #: snapshot fingerprint -> fingerprint of the CPU a host-passthrough VM started there sees
 _own_cpu: dict[str, str] = {}
+#: (fleet, generation, case, request key) -> host -> raw score; one entry per fleet generation
+_by_host: dict[tuple[int, int, str, str | None], dict[str, float]] = {}
 
 
 def score(which: str, fleet: Fleet, request: CpuRequest, snapshot: HostSnapshot) -> float:
@@ -66,14 +68,40 @@ def score(which: str, fleet: Fleet, request: CpuRequest, snapshot: HostSnapshot)
     return 1.0 if source is not None and source.fingerprint == snapshot.fingerprint else 0.0
 
 
+def _request_key(which: str, fleet: Fleet, request: CpuRequest) -> str | None:
+    """What, besides the case and the fleet, a score depends on."""
+    if which != MOVE:
+        return None
+    if request.definition is not None and request.model is None:
+        return f"def:{request.definition.fingerprint}"
+    source = fleet.host(request.source_host).snapshot if request.source_host else None
+    return f"src:{source.fingerprint}" if source is not None else "src:-"
+
+
+def scores_by_host(which: str, fleet: Fleet, request: CpuRequest) -> dict[str, float]:
+    """host -> raw score for every fresh host: computed once per distinct snapshot, then cached
+    for the fleet generation, so weighing a request is one dict lookup per candidate."""
+    key = (id(fleet), fleet.generation, which, _request_key(which, fleet, request))
+    cached = _by_host.get(key)
+    if cached is None:
+        by_fp = {fp: score(which, fleet, request, snap) for fp, snap in fleet.census()[0].items()}
+        cached = {host: by_fp[fp] for host, fp in fleet.fingerprints().items()}
+        if any(k[:2] != key[:2] for k in _by_host) or len(_by_host) > 64:
+            _by_host.clear()
+        _by_host[key] = cached
+    return cached
+
+
 class ArmCpuWeigher(weights.BaseHostWeigher):
     """Prefer hosts that keep host-passthrough VMs movable, fit named models tightly, and
     receive moving VMs on identical CPUs."""
 
     minval, maxval = 0.0, 1.0
 
-    def weight_multiplier(self, host_state: Any) -> float:
-        return 1.0  # applied in weigh_objects: it depends on the request's case
+    def weight_multiplier(self, host_state: Any) -> int:
+        # applied in weigh_objects (it depends on the request's case); an int keeps Nova's
+        # per-host "multiplier * weight" log string cheap at fleet scale
+        return 1
 
     def weigh_objects(self, weighed_obj_list: list[Any], weight_properties: Any) -> list[float]:
         n = len(weighed_obj_list)
@@ -83,16 +111,19 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             multiplier = float(getattr(state.options(), f"{which}_weight_multiplier")) if which else 0.0
             if not multiplier:
                 return [0.0] * n
-            fleet = state.fleet()
-            by_fp = {fp: score(which, fleet, request, snap) for fp, snap in fleet.census()[0].items()}
-            fps = fleet.fingerprints()
-            raw = [by_fp.get(fps.get(obj.obj.host)) for obj in weighed_obj_list]
-            known = [s for s in raw if s is not None]
+            get = scores_by_host(which, state.fleet(), request).get
+            raw = [get(obj.obj.host) for obj in weighed_obj_list]
+            known = set(raw)
+            known.discard(None)
             lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
             if hi == lo:
                 return [0.0] * n
+            # min-max over the candidates like Nova's weighers, rounded to 1/1000: finer
+            # differences carry no meaning and short floats keep Nova's debug strings cheap
             scale = multiplier / (hi - lo)
-            return [0.0 if s is None else (s - lo) * scale for s in raw]
+            weight_of: dict[float | None, float] = {s: round((s - lo) * scale, 3) for s in known}
+            weight_of[None] = 0.0
+            return [weight_of[s] for s in raw]
         except Exception as exc:  # never raise into Nova: abstain
             LOG.error("ArmCpuWeigher abstains: %s: %s", type(exc).__name__, exc)
             return [0.0] * n
