@@ -132,13 +132,17 @@ def _blocker(f: Field, v: int, rv: RegisterView, view: HostView, reason: str) ->
         requested, host = prop.format((f.extract(v),)), prop.format((lim,))
     else:
         requested, host = str(f.extract(v)), str(lim)
+    key = (rv.name, f.name)
+    supported = view.supported.get(key)
+    if supported is None:
+        supported = view.supported[key] = _fmt(f, supported_raws(f, rv, view))
     return Blocker(
         rv.name,
         f.name,
         prop.name if prop else f"SYSREG_{rv.name}_{f.name}",
         requested,
         host,
-        _fmt(f, supported_raws(f, rv, view)),
+        supported,
         reason,
     )
 

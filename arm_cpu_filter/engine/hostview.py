@@ -9,7 +9,7 @@ rule in ``check`` needs, so a check is a few integer operations per differing re
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +48,9 @@ class HostView:
     registers: dict[str, RegisterView]
     aarch32_el0: bool
     el0_el1_zero_ok: bool
+    #: (register, field) -> the formatted values the host accepts, filled by ``check`` on demand
+    #: (a blocked catalog asks for the same few fields again and again)
+    supported: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def writable_impl_id_regs(self) -> bool:

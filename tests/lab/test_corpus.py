@@ -16,3 +16,50 @@ def test_engine_agrees_with_recorded_kvm(kernel: str, capsys: pytest.CaptureFixt
     with capsys.disabled():
         print("\n" + t.line(f"recorded {kernel} engine vs KVM"))
     assert not t.mismatches, f"{len(t.mismatches)} mismatches, first ones:\n" + "\n".join(t.mismatches[:40])
+
+
+def accepted_by(kernel: str, prefix: str) -> dict[str, set[str]]:
+    """probe id -> hosts whose KVM accepted it, for the recorded probes starting with `prefix`."""
+    out: dict[str, set[str]] = {}
+    for _, host, probe in corpus.iter_probes(kernel):
+        if probe["id"].startswith(prefix):
+            out.setdefault(probe["id"], set())
+            if probe["realizable"]:
+                out[probe["id"]].add(host["host"])
+    return out
+
+
+def test_no_lab_wide_baseline_but_compatible_pools() -> None:
+    """KVM's recorded answers on the pool baselines (the live lab re-asks them).
+
+    6.12 cannot write MIDR_EL1, so hosts of different cores never share a CPU; 7.3 with
+    KVM_CAP_ARM_WRITABLE_IMP_ID_REGS can, and the baseline of each compatible set is accepted by
+    every member. No set of all nine exists on either kernel (FP/AdvSIMD, VH, XNX, VMIDBits,
+    TGRAN*_2 ... differ and are never writable); the naive field-wise minimum is refused everywhere.
+    """
+    assert accepted_by("6.12", "b:") == {"b:full:naive-all": set(), "b:nofeatures:naive-all": set()}
+    pools = accepted_by("7.3", "b:")
+    assert pools == {
+        "b:full:cortex-a57+cortex-a72": {"cortex-a57", "cortex-a72"},
+        "b:full:cortex-a710+neoverse-n2": {"cortex-a710", "neoverse-n2"},
+        "b:full:cortex-a76+neoverse-n1": {"cortex-a76", "neoverse-n1"},
+        "b:full:naive-all": set(),
+        "b:nofeatures:cortex-a57+cortex-a72": {"cortex-a57", "cortex-a72"},
+        "b:nofeatures:cortex-a710+neoverse-n2+neoverse-v1": {"cortex-a710", "neoverse-n2", "neoverse-v1"},
+        "b:nofeatures:cortex-a76+neoverse-n1": {"cortex-a76", "neoverse-n1"},
+        "b:nofeatures:naive-all": set(),
+    }
+
+
+def test_every_catalog_model_was_asked_on_every_lab_host() -> None:
+    """Catalog models are part of the corpus: each one written into a fresh vCPU on all nine hosts
+    (with and, on 7.3, without the implementation-ID cap); a core's own model is accepted on its host."""
+    for kernel in sorted(build.KERNELS):
+        models = accepted_by(kernel, "c:")
+        assert set(models) == {f"c:{name}" for name in corpus.catalog_definitions()}
+        for core in ("cortex-a57", "cortex-a72", "cortex-a76", "neoverse-n1", "a64fx"):
+            assert core in models[f"c:{core}-v1"], f"{kernel}: {core}-v1 refused on its own lab host"
+    assert len(accepted_by("7.3", "nocap:c:")) == len(corpus.catalog_definitions())
+    # with the cap, 7.3 also runs cortex-a57-v1 on the A72 and cortex-a76-v1 on the N1 (MIDR written)
+    assert accepted_by("7.3", "c:cortex-a57-v1")["c:cortex-a57-v1"] == {"cortex-a57", "cortex-a72"}
+    assert accepted_by("7.3", "nocap:c:cortex-a76-v1")["nocap:c:cortex-a76-v1"] == {"cortex-a76"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -32,9 +33,10 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 KERNELS = {"6.12": "bookworm-backports", "7.3": "trixie-backports"}
 GUEST_SUITES = ("bookworm", "bookworm-backports", "trixie-backports")
 USERLAND = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libc6", "zlib1g", "libexpat1")
-#: python3.11-minimal lacks json and dataclasses (the register table needs both); only these
-#: pure-Python modules are taken from libpython3.11-stdlib, not the whole package.
-STDLIB_EXTRAS = ("json", "dataclasses.py")
+#: python3.11-minimal lacks json and dataclasses (the register table needs both), tomllib and
+#: shutil (the engine's data files and tempfile need them, for the in-guest engine timing); only
+#: these pure-Python modules are taken from libpython3.11-stdlib, not the whole package.
+STDLIB_EXTRAS = ("json", "dataclasses.py", "tomllib", "shutil.py")
 QEMU10_PACKAGES = ("qemu-system-arm", "qemu-system-common", "qemu-system-data")
 
 INIT = """#!/bin/busybox sh
@@ -47,6 +49,12 @@ dmesg | grep -E 'kvm \\[[0-9]+\\]: .*initialized' | sed 's/^/ACFLAB-KVM /'
 echo "ACFLAB-END $(cut -d' ' -f1 /proc/uptime)"
 poweroff -f
 """
+
+
+def recipe() -> str:
+    """Digest of what the cached artefacts are built from: a change rebuilds the cache."""
+    text = json.dumps([KERNELS, GUEST_SUITES, USERLAND, STDLIB_EXTRAS, QEMU10_PACKAGES, INIT])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cache_dir() -> Path:
@@ -254,7 +262,7 @@ def build(refresh: bool = False) -> dict:
     manifest_path = cache / "manifest.json"
     if manifest_path.exists() and not refresh:
         manifest = json.loads(manifest_path.read_text())
-        if all((cache / p).exists() for p in manifest["files"]):
+        if manifest.get("recipe") == recipe() and all((cache / p).exists() for p in manifest["files"]):
             return manifest
     t0 = time.monotonic()
     cache.mkdir(parents=True, exist_ok=True)
@@ -280,10 +288,11 @@ def build(refresh: bool = False) -> dict:
     stdlib_deb = one(f"{sdebs}/*.deb")
     build_initramfs(udebs, stdlib_deb, cache / "initrd.cpio.gz")
     userland = {deb_field(d, "Package"): deb_field(d, "Version") for d in sorted(udebs.glob("*.deb"))}
-    userland["libpython3.11-stdlib (json, dataclasses only)"] = deb_field(stdlib_deb, "Version")
+    userland[f"libpython3.11-stdlib ({', '.join(STDLIB_EXTRAS)} only)"] = deb_field(stdlib_deb, "Version")
     log("host QEMU 7.2 and QEMU 10")
     qemus = {"7.2": host_qemu72(cache), "10": fetch_qemu10(cache, main_uri)}
     manifest = {
+        "recipe": recipe(),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.monotonic() - t0, 1),
         "kernels": kernels,

@@ -10,8 +10,14 @@ Per kernel, each lab host (one boot each) probes, on fresh VMs:
   f:<src>        every host's featureless snapshot on a featureless vCPU
   k:<kernel>:<src> every host's full snapshot taken under the OTHER kernel (a kernel upgrade)
   fx:full-on-none / fx:none-on-full  the host's own values with the other vCPU feature set
-and on kernels with KVM_CAP_ARM_WRITABLE_IMP_ID_REGS the x: and impl-id m: probes again with the
-cap not enabled (``nocap:`` prefix), against the ``no-impl-id`` snapshot variant.
+  c:<model>      every catalog model as realized today
+  cf:<spec>      for a model the engine blocks on this host, the fix it proposes (fix_model)
+  b:<variant>:<hosts> the baseline of each maximal set of lab hosts of this kernel that has one
+                 (engine.baseline over the full / featureless snapshots), and b:<variant>:naive-all,
+                 the field-wise minimum of all hosts a naive tool would propose
+and on kernels with KVM_CAP_ARM_WRITABLE_IMP_ID_REGS the x:, c: and impl-id m: probes again with
+the cap not enabled (``nocap:`` prefix), against the ``no-impl-id`` snapshot variant.
+c:, cf: and b: definitions are not fixtures: their registers are stored in the record ("inline").
 
 Saved as ``tests/fixtures/lab/<kernel>/probes.json.gz``; `iter_probes` rebuilds every
 (definition, host snapshot, KVM verdict) triple from it.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import statistics
 import time
@@ -28,6 +35,10 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from arm_cpu_filter.engine import baseline, fix_model
+from arm_cpu_filter.models import catalog
+from arm_cpu_filter.models.realization import realize
+from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.table import load_table
 
 from . import build, fixtures, run
@@ -59,6 +70,67 @@ def field_mutations(registers: dict[str, str]) -> Iterator[tuple[str, str, str, 
             yield reg.name, "res", "flip", value & bit, value ^ bit
 
 
+@cache
+def catalog_definitions() -> dict[str, dict]:
+    """model name -> CpuDefinition dict of every catalog model, realized by today's code."""
+    return {name: realize(name).to_dict() for name in sorted(catalog())}
+
+
+def fixed_definitions(kernel: str, host: str) -> dict[str, dict]:
+    """spec -> definition of the fix the engine proposes for each model it blocks on `host`."""
+    snap = HostSnapshot.from_dict(load_fixtures(kernel)["full"][host])
+    out = {}
+    for name in catalog_definitions():
+        spec = fix_model(name, snap)
+        if spec is not None and spec != name:
+            out[spec] = realize(spec).to_dict()
+    return out
+
+
+def naive_minimum(snaps: list[HostSnapshot]) -> dict[str, int]:
+    """Field-wise minimum of every register all `snaps` have (whole value for registers without
+    fields): what a tool ignoring KVM's per-field rules would call the common CPU."""
+    table = load_table()
+    out = {}
+    for name in sorted(set.intersection(*(set(s.registers) for s in snaps))):
+        values = [s.registers[name] for s in snaps]
+        reg = table.get(name)
+        if reg is None or not reg.fields:
+            out[name] = min(values)
+            continue
+        value = 0
+        for f in reg.fields:
+            value = f.insert(value, min(f.extract(v) for v in values))
+        out[name] = value
+    return out
+
+
+@cache
+def pool_definitions(kernel: str) -> dict[str, tuple[dict, str]]:
+    """label -> (baseline definition dict, snapshot variant) for every maximal set of two or
+    more lab hosts of `kernel` that has a baseline, per variant, plus the naive minimum of all."""
+    out: dict[str, tuple[dict, str]] = {}
+    for variant in ("full", "nofeatures"):
+        snaps = {h: HostSnapshot.from_dict(d) for h, d in load_fixtures(kernel)[variant].items()}
+        names = sorted(snaps)
+        found: list[tuple[tuple[str, ...], dict]] = []
+        for size in range(len(names), 1, -1):
+            for pool in itertools.combinations(names, size):
+                if any(set(pool) <= set(p) for p, _ in found):
+                    continue
+                result = baseline([snaps[h] for h in pool])
+                if result.definition is not None:
+                    found.append((pool, result.definition.to_dict()))
+        for pool, definition in found:
+            out[f"b:{variant}:{'+'.join(pool)}"] = (definition, variant)
+        features = sorted(frozenset.intersection(*(s.vcpu_features for s in snaps.values())))
+        regs = naive_minimum(list(snaps.values()))
+        naive = {"format": 1, "name": "naive-all", "vcpu_features": features,
+                 "registers": {r: f"0x{v:016x}" for r, v in regs.items()}}  # fmt: skip
+        out[f"b:{variant}:naive-all"] = (naive, variant)
+    return out
+
+
 def probe_jobs(kernel: str, host: str) -> tuple[dict, list[dict]]:
     """Input spec for one host's boot, and per job the corpus record (minus the verdict)."""
     snaps = load_fixtures(kernel)
@@ -78,6 +150,14 @@ def probe_jobs(kernel: str, host: str) -> tuple[dict, list[dict]]:
         jobs.append(job)
         records.append({"def": list(base), "host_variant": host_variant, **job, **extra})
 
+    def add_inline(job_id: str, definition: dict, impl_id: bool, host_variant: str) -> None:
+        key = f"inline:{job_id}"
+        bases[key] = definition["registers"]
+        job = {"id": job_id, "kind": "probe", "base": key, "features": definition["vcpu_features"], "impl_id": impl_id}
+        jobs.append(job)
+        records.append({"def": ["inline", job_id], "registers": definition["registers"], "host_variant": host_variant,
+                        **job})  # fmt: skip
+
     for src in sorted(snaps["full"]):
         add(f"x:{src}", ("full", src), snaps["full"][src]["vcpu_features"], impl, "full")
     for reg, fname, kind, old, new in field_mutations(own["registers"]):
@@ -90,10 +170,18 @@ def probe_jobs(kernel: str, host: str) -> tuple[dict, list[dict]]:
             add(f"k:{other}:{src}", ("full", src, other), snap["vcpu_features"], impl, "full")
     add("fx:full-on-none", ("full", host), [], impl, "nofeatures")
     add("fx:none-on-full", ("nofeatures", host), own["vcpu_features"], impl, "full")
+    for name, definition in catalog_definitions().items():
+        add_inline(f"c:{name}", definition, impl, "full")
+    for spec, definition in fixed_definitions(kernel, host).items():
+        add_inline(f"cf:{spec}", definition, impl, "full")
+    for label, (definition, variant) in pool_definitions(kernel).items():
+        add_inline(label, definition, impl, variant)
     if impl:
         for src in sorted(snaps["no-impl-id"]):
             add(f"nocap:x:{src}", ("no-impl-id", src), snaps["no-impl-id"][src]["vcpu_features"], False,
                 "no-impl-id")  # fmt: skip
+        for name, definition in catalog_definitions().items():
+            add_inline(f"nocap:c:{name}", definition, False, "no-impl-id")
         for reg, fname, kind, old, new in field_mutations(own["registers"]):
             if reg in IMPL_ID:
                 add(f"nocap:m:{reg}.{fname}:{kind}", ("no-impl-id", host), own["vcpu_features"], False,
@@ -165,6 +253,8 @@ def collect(kernel: str, hosts: list[run.Host], timeout: float = 600) -> dict:
 def definition_of(probe: dict, kernel: str) -> dict:
     """The CPU definition (CpuDefinition dict) a probe record of `kernel` wrote."""
     variant, src, *other = probe["def"]
+    if variant == "inline":
+        return {"format": 1, "name": probe["id"], "vcpu_features": probe["features"], "registers": dict(probe["registers"])}
     regs = dict(load_fixtures(other[0] if other else kernel)[variant][src]["registers"])
     regs.update(probe.get("set", {}))
     return {"format": 1, "name": probe["id"], "vcpu_features": probe["features"], "registers": regs}
