@@ -30,6 +30,7 @@ TARGETS = {
     "models_realize_us": 200,
     "models_catalog_ms": 50,
     "domcaps_ms": 30,
+    "snapshot_read_ms": 100,
     "nova_overhead_per_request_ms": 20,
     "store_load_10k_s": 1,
     "store_load_10k_peak_mb": 300,
@@ -107,6 +108,7 @@ def bench_cli_startup(host_file: str | None = None) -> dict[str, float]:
 
 #: Adapter probes: module -> function returning a dict of figures.
 OPTIONAL = [
+    ("arm_cpu_filter.kvm.bench", "bench_all"),
     ("arm_cpu_filter.models.bench", "bench_all"),
     ("arm_cpu_filter.libvirt.bench", "bench_all"),
     ("arm_cpu_filter.scheduler.bench", "bench_all"),
@@ -124,7 +126,9 @@ def run_all(quick: bool = False) -> dict[str, Any]:
         except (ImportError, AttributeError) as exc:
             notes.append(f"{module}: skipped ({exc})")
             continue
-        out.update(fn(quick=quick))
+        figures = fn(quick=quick)
+        notes.extend(figures.pop("notes", []))
+        out.update(figures)
     if notes:
         out["notes"] = notes
     return out
