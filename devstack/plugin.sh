@@ -17,10 +17,16 @@ function _arm_cpu_filter_append_list {
 }
 
 function configure_arm_cpu_filter {
-    local store_dir
-    # available_filters is repeatable: keep Nova's and add ours
-    iniset "$NOVA_CONF" filter_scheduler available_filters nova.scheduler.filters.all_filters
-    iniadd "$NOVA_CONF" filter_scheduler available_filters arm_cpu_filter.scheduler.filters.ArmCpuModelFilter
+    local store_dir available
+    # available_filters is repeatable: keep what is there (Nova's all_filters when nothing is)
+    # and add ours once, so running post-config again changes nothing
+    available=$(iniget_multiline "$NOVA_CONF" filter_scheduler available_filters)
+    if [[ -z "$available" ]]; then
+        iniset "$NOVA_CONF" filter_scheduler available_filters nova.scheduler.filters.all_filters
+    fi
+    if [[ " $available " != *" arm_cpu_filter.scheduler.filters.ArmCpuModelFilter "* ]]; then
+        iniadd "$NOVA_CONF" filter_scheduler available_filters arm_cpu_filter.scheduler.filters.ArmCpuModelFilter
+    fi
     _arm_cpu_filter_append_list filter_scheduler enabled_filters ArmCpuModelFilter
     if [[ -z "$(iniget "$NOVA_CONF" filter_scheduler weight_classes)" ]]; then
         iniset "$NOVA_CONF" filter_scheduler weight_classes nova.scheduler.weights.all_weighers
@@ -39,6 +45,11 @@ function configure_arm_cpu_filter {
         sudo install -d -m 0750 -o "$STACK_USER" "$store_dir"
     fi
     sudo install -d -m 0755 -o "$STACK_USER" "$ARM_CPU_FILTER_PROVIDER_CONFIG_DIR"
+    # the agent runs as $STACK_USER, never root: it needs /dev/kvm through the kvm group and
+    # libvirt's read-only socket, nothing more (docs/agent-privileges.rst)
+    if getent group kvm >/dev/null; then
+        sudo usermod -a -G kvm "$STACK_USER"
+    fi
 
     if [[ "$(uname -m)" == "aarch64" && "$ARM_CPU_FILTER_CUSTOM_MODE" == "True" ]]; then
         iniset "$NOVA_CPU_CONF" libvirt cpu_mode custom
@@ -53,12 +64,13 @@ function _arm_cpu_filter_host {
 
 function first_round_arm_cpu_filter_agent {
     # before nova-compute starts, so it finds the provider config (it reads it at start-up);
-    # fails harmlessly where there is no arm64 KVM
-    arm-cpu-filter agent --once --config-file "$NOVA_CONF" --host "$(_arm_cpu_filter_host)" || true
+    # fails harmlessly where there is no arm64 KVM.  sg: this shell predates the kvm membership
+    sg kvm -c "$(which arm-cpu-filter) agent --once --config-file $NOVA_CONF --host $(_arm_cpu_filter_host)" || true
 }
 
 function start_arm_cpu_filter_agent {
-    run_process arm-cpu-filter-agent "$(which arm-cpu-filter) agent --config-file $NOVA_CONF --host $(_arm_cpu_filter_host)"
+    # as $STACK_USER with group kvm (run_process's third argument): not root
+    run_process arm-cpu-filter-agent "$(which arm-cpu-filter) agent --config-file $NOVA_CONF --host $(_arm_cpu_filter_host)" kvm
 }
 
 if is_service_enabled arm-cpu-filter-agent || is_service_enabled n-sch; then

@@ -4,10 +4,13 @@ trait per named model this host realizes to the compute node's resource provider
 
 from __future__ import annotations
 
+import os
 import time
 
+from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.scheduler.catalog import trait_name
 from arm_cpu_filter.snapshot.files import atomic_write
+from arm_cpu_filter.store.files import makedirs
 
 SCHEMA_VERSION = "1.0"
 
@@ -31,4 +34,10 @@ def provider_config(models: list[str], host: str) -> str:
 
 
 def write_provider_config(path: str, models: list[str], host: str) -> None:
-    atomic_write(path, provider_config(models, host), 0o644)
+    """Readable by nova-compute, writable by the agent only (directory included: whoever could
+    write there could give this compute node any trait)."""
+    try:
+        makedirs(os.path.dirname(os.path.abspath(path)), 0o755)
+        atomic_write(path, provider_config(models, host), 0o644)
+    except OSError as exc:
+        raise ArmCpuFilterError(f"provider config {path}: cannot write: {exc.strerror}") from None

@@ -30,10 +30,13 @@ class HostData:
     snapshot: HostSnapshot | None
     #: None when usable; else the one-line reason the host must fail closed
     problem: str | None
+    #: for problems whose text changes while they last, a stable name ("store": the store is
+    #: unreadable, "stale"), so that the filter logs each such problem once per host
+    kind: str | None = None
 
 
 def _age(seconds: float) -> str:
-    if seconds < 120:
+    if seconds < 600:  # exact near the usual limits: "125 s", not "2 min" against a "2 min" limit
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
@@ -77,6 +80,8 @@ class Fleet:
                 error = None
             except ArmCpuFilterError as exc:
                 records, error = {}, str(exc)
+            except Exception as exc:  # a bug or an unexpected driver error: fail closed all the same
+                records, error = {}, f"store {self.store.url}: internal error: {type(exc).__name__}: {exc}"
             self._records, self._load_error, self._loaded_at = records, error, now
             self.generation += 1
 
@@ -99,17 +104,27 @@ class Fleet:
         """The snapshot of ``name`` if it is present, fresh and intact, else the problem."""
         rec = self.records().get(name)
         if self._load_error:
-            return HostData(name, None, self._load_error)
+            return HostData(name, None, self._load_error, "store")
         if rec is None:
             return HostData(name, None, f"no CPU data published for host {name} in {self.store.url}")
+        if rec.problem:  # withdrawn by its agent (kernel or boot changed) or damaged
+            return HostData(name, None, rec.problem)
         now = (self._loaded_at or self.clock()) if now is None else now
-        if self.max_age and now - rec.taken_at > self.max_age:
-            return HostData(name, None, f"CPU data of host {name} is stale (taken {_age(now - rec.taken_at)} ago, "
-                                        f"limit {_age(self.max_age)}): is its agent running?")
+        if self._stale(rec, now):
+            age = now - rec.taken_at
+            if age < 0:  # a record from the future would never go stale: fail closed instead
+                return HostData(name, None, f"CPU data of host {name} claims to be taken {_age(-age)} in the future "
+                                            f"(limit {_age(self.max_age)}): check the clocks", "stale")
+            return HostData(name, None, f"CPU data of host {name} is stale (taken {_age(age)} ago, "
+                                        f"limit {_age(self.max_age)}): is its agent running?", "stale")
         try:
             return HostData(name, self.store.snapshot(rec.fingerprint), None)
         except StoreError as exc:
             return HostData(name, None, str(exc))
+
+    def _stale(self, rec: HostRecord, now: float) -> bool:
+        """Older than ``max_age``, or as far in the future (clock skew, damage): not to be trusted."""
+        return bool(self.max_age) and abs(now - rec.taken_at) > self.max_age
 
     def _derive(self) -> None:
         records = self.records()
@@ -119,13 +134,13 @@ class Fleet:
         fps: dict[str, str] = {}
         by_fp: dict[str, HostSnapshot] = {}
         for name, rec in records.items():
-            if self.max_age and now - rec.taken_at > self.max_age:
+            if rec.problem or self._stale(rec, now):
                 continue
             snap = by_fp.get(rec.fingerprint)
             if snap is None:
                 try:
                     snap = by_fp[rec.fingerprint] = self.store.snapshot(rec.fingerprint)
-                except ArmCpuFilterError:
+                except Exception:  # host() reports it; the host is left out here
                     continue
             fps[name] = rec.fingerprint
         self._derived = (self.generation, fps, by_fp, Counter(fps.values()), {}, {})

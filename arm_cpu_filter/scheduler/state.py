@@ -1,6 +1,11 @@
 """Process-wide state of the Nova plugin: the fleet view built from ``[arm_cpu_filter]``
 options, the per-request CPU resolution shared by the filter and the weighers, and the
-fail-closed admission rule with its one-line logs.  Never raises into Nova."""
+fail-closed admission rule with its one-line logs.  Never raises into Nova.
+
+Logs: each host problem is logged once when it appears (and once when it clears), not per
+request.  While the store is unreadable (database down) every host fails closed with one
+line per host for the whole outage; requests are not logged one by one then.  Every line is
+escaped to one physical line (:mod:`arm_cpu_filter.scheduler.logsafe`)."""
 
 from __future__ import annotations
 
@@ -13,18 +18,26 @@ from typing import Any
 from oslo_config import cfg
 
 from arm_cpu_filter import conf
+from arm_cpu_filter.scheduler import logsafe
 from arm_cpu_filter.scheduler.fleet import Fleet, explain
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
 from arm_cpu_filter.store import open_store
 
-LOG = logging.getLogger("arm_cpu_filter.scheduler")
+#: shared with the weighers (same name, same logger object, same escaping filter)
+LOG = logsafe.install(logging.getLogger("arm_cpu_filter.scheduler"))
+#: label of the requests answered while the store is unreadable
+STORE_DOWN = "store unavailable"
 CONF = cfg.CONF
 conf.register_opts(CONF)
 
 _lock = threading.Lock()
 _fleet: tuple[tuple[Any, ...], Fleet] | None = None
 _requests: dict[int, tuple[Any, Any, CpuRequest]] = {}
+#: host -> what is wrong with its data (logged when it appears, and when it clears)
 _host_problems: dict[str, str] = {}
+#: host -> the last internal error met while admitting it (a bug: logged once per host and text,
+#: however requests that do and do not meet it alternate)
+_host_errors: dict[str, str] = {}
 
 
 def options() -> Any:
@@ -53,6 +66,7 @@ def reset() -> None:
         _fleet = None
         _requests.clear()
         _host_problems.clear()
+        _host_errors.clear()
 
 
 def _field(spec_obj: Any, name: str) -> Any:
@@ -69,13 +83,19 @@ def request_for(spec_obj: Any) -> CpuRequest:
     if cached is not None and cached[0]() is spec_obj and cached[1] == uuid:
         return cached[2]
     try:
-        fleet().refresh()
-        flavor = _field(spec_obj, "flavor")
-        extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
-        request = resolve(fleet(), extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []))
+        f = fleet()
+        f.refresh()
+        request = _store_down(f)
+        if request is None:
+            flavor = _field(spec_obj, "flavor")
+            extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
+            request = resolve(f, extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []))
+            if request.problem:  # was it the store (an instance lookup) going down since the last read?
+                f.refresh(force=True)
+                request = _store_down(f) or request
     except Exception as exc:  # the scheduler must never crash because of us
         request = CpuRequest("unresolvable request", problem=f"internal error: {type(exc).__name__}: {exc}")
-    if request.problem:
+    if request.problem and request.label != STORE_DOWN:  # an outage is logged per host by admit()
         LOG.warning("ArmCpuModelFilter: refusing every host for instance %s: %s", uuid, request.problem)
     if len(_requests) > 256:
         _requests.clear()
@@ -84,6 +104,11 @@ def request_for(spec_obj: Any) -> CpuRequest:
     except TypeError:  # not weak-referenceable: resolve again next time
         pass
     return request
+
+
+def _store_down(f: Fleet) -> CpuRequest | None:
+    """The request every host gets while ``f``'s store is unreadable, else None."""
+    return CpuRequest(STORE_DOWN, problem=f.load_error) if f.load_error else None
 
 
 def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
@@ -109,17 +134,21 @@ def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
 def admit(host: str, request: CpuRequest) -> bool:
     """Does ``host`` pass for ``request``?  Fails closed, logs each new host problem once."""
     try:
-        if request.problem:
+        if request.problem and request.label != STORE_DOWN:  # logged once for the request by request_for()
             return False
         data = fleet().host(host)
         if data.snapshot is None:
-            if _host_problems.get(host) != data.problem:
-                _host_problems[host] = data.problem or "no data"
-                LOG.warning("ArmCpuModelFilter: host %s fails closed: %s", host, data.problem)
+            problem = data.problem or "no data"
+            key = data.kind or problem  # logged again only when what is wrong changes
+            if _host_problems.get(host) != key:
+                _host_problems[host] = key
+                LOG.warning("ArmCpuModelFilter: host %s fails closed: %s", host, problem)
             return False
         if host in _host_problems:
             del _host_problems[host]
             LOG.info("ArmCpuModelFilter: host %s has usable CPU data again", host)
+        if request.problem:  # the store is readable again, but this request was answered while it was not
+            return False
         if request.definition is None:
             return True
         if fleet().usable(request.definition, data.snapshot):
@@ -130,7 +159,9 @@ def admit(host: str, request: CpuRequest) -> bool:
         return False
     except Exception as exc:  # never raise into Nova
         problem = f"internal error: {type(exc).__name__}: {exc}"
-        if _host_problems.get(host) != problem:
-            _host_problems[host] = problem
+        if _host_errors.get(host) != problem:
+            if len(_host_errors) > 100000:
+                _host_errors.clear()
+            _host_errors[host] = problem
             LOG.error("ArmCpuModelFilter: host %s fails closed: %s", host, problem)
         return False

@@ -3,7 +3,9 @@
 Content-addressed: snapshots and CPU definitions are stored once under their fingerprint
 (a fleet has few distinct ones) and verified against it on load, so a damaged record is
 reported as corrupt instead of being trusted.  Beside them: host -> (snapshot fingerprint,
-time the host last vouched for it) and instance uuid -> (definition fingerprint, host).
+time the host last vouched for it, the kernel and boot it was read on, and a ``problem`` when
+the record must not be used: withdrawn by its agent, or damaged) and instance uuid ->
+(definition fingerprint, host).  A damaged host record is a problem of that host only.
 
 Backends: ``file://DIR`` (:mod:`arm_cpu_filter.store.files`) and SQLAlchemy URLs
 (:mod:`arm_cpu_filter.store.sql`).  ``open_store(url)`` picks one.
@@ -11,10 +13,13 @@ Backends: ``file://DIR`` (:mod:`arm_cpu_filter.store.files`) and SQLAlchemy URLs
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import time
 import uuid as uuidlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +41,16 @@ class HostRecord:
     fingerprint: str
     #: epoch seconds when the host last read (or an operator last vouched for) this snapshot
     taken_at: float
+    #: ``uname -r`` and boot id of the host when its agent published (None: published by hand);
+    #: the agent withdraws the record when either differs after a reboot
+    kernel: str | None = None
+    boot_id: str | None = None
+    #: None when usable; else why the host must fail closed (withdrawn by its agent, damaged record)
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "fingerprint": self.fingerprint, "taken_at": self.taken_at}
+        return {"host": self.host, "fingerprint": self.fingerprint, "taken_at": self.taken_at,
+                "kernel": self.kernel, "boot_id": self.boot_id, "problem": self.problem}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,29 @@ def check_fingerprint(value: Any, what: str) -> str:
     return value
 
 
+def host_record(data: Mapping[str, Any], host: str, what: str) -> HostRecord:
+    """The HostRecord of stored ``data`` for ``host``; when the data is damaged, a record whose
+    ``problem`` says so (fails that host closed, not the whole store).  ``what`` names the record."""
+
+    def opt(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    try:
+        rec = HostRecord(str(data["host"]), str(data["fingerprint"]), float(data["taken_at"]),
+                         opt("kernel"), opt("boot_id"), opt("problem"))
+    except (KeyError, TypeError, ValueError):
+        return HostRecord(host, "", 0.0, problem=f"{what} is corrupt (needs host, fingerprint, taken_at)")
+    why = None
+    if rec.host != host:
+        why = f"it names host {rec.host!r}"
+    elif not math.isfinite(rec.taken_at):
+        why = f"taken_at is {rec.taken_at}"
+    elif not rec.problem and not _FINGERPRINT.match(rec.fingerprint):
+        why = f"{rec.fingerprint!r} is not a sha256 fingerprint"
+    return rec if why is None else HostRecord(host, "", 0.0, problem=f"{what} is corrupt ({why})")
+
+
 class HostStore(ABC):
     """Common logic; a backend implements the ``_``-prefixed primitives."""
 
@@ -84,13 +119,30 @@ class HostStore(ABC):
         self._blobs: dict[tuple[str, str], HostSnapshot | CpuDefinition] = {}
 
     # -- writes --------------------------------------------------------------------------
-    def publish(self, snapshot: HostSnapshot, host: str | None = None, taken_at: float | None = None) -> HostRecord:
-        """Store ``snapshot`` (once per fingerprint) and point ``host`` (default: its own name) at it."""
+    def publish(self, snapshot: HostSnapshot, host: str | None = None, taken_at: float | None = None,
+                kernel: str | None = None, boot_id: str | None = None) -> HostRecord:
+        """Store ``snapshot`` (once per fingerprint) and point ``host`` (default: its own name) at it.
+
+        The body is written before the host record, each atomically: a crash in between leaves
+        the old record (an unreferenced body is harmless).  A missing or damaged body is written
+        again, so the next publish repairs what the filter refuses."""
         name = check_host_name(snapshot.host if host is None else host)
         fp = snapshot.fingerprint
-        if self._get_blob(SNAPSHOT, fp) is None:
+        if not self._intact(SNAPSHOT, fp):
             self._put_blob(SNAPSHOT, fp, dumps(snapshot))
-        record = HostRecord(name, fp, time.time() if taken_at is None else float(taken_at))
+        record = HostRecord(name, fp, time.time() if taken_at is None else float(taken_at), kernel, boot_id)
+        self._put_host(record)
+        return record
+
+    def withdraw(self, host: str, reason: str) -> HostRecord | None:
+        """Mark ``host``'s record unusable until its next publish (the agent does this when the
+        kernel or boot changed, before its slow KVM read).  None when the host has no record."""
+        record = self.host(host)
+        if record is None:
+            return None
+        record = dataclasses.replace(record, problem=(
+            f"CPU data of host {record.host} withdrawn by its agent: {reason}; "
+            "refused until the agent publishes a fresh snapshot"))
         self._put_host(record)
         return record
 
@@ -106,7 +158,7 @@ class HostStore(ABC):
                 self._set_instance_host(uuid, host)
             return False
         fp = definition.fingerprint
-        if self._get_blob(DEFINITION, fp) is None:
+        if not self._intact(DEFINITION, fp):
             self._put_blob(DEFINITION, fp, dumps(definition))
         return self._add_instance(InstanceRecord(uuid, fp, host, time.time()))
 
@@ -134,7 +186,10 @@ class HostStore(ABC):
         return obj
 
     def host_snapshot(self, name: str) -> HostSnapshot | None:
+        """The snapshot ``name`` points at; None without a record, StoreError when it has a problem."""
         record = self.host(name)
+        if record is not None and record.problem:
+            raise StoreError(record.problem)
         return None if record is None else self.snapshot(record.fingerprint)
 
     def _load(self, kind: str, fingerprint: str) -> HostSnapshot | CpuDefinition:
@@ -142,6 +197,20 @@ class HostStore(ABC):
         cached = self._blobs.get(key)
         if cached is not None:
             return cached
+        obj = self._read_blob(kind, fingerprint)
+        self._blobs[key] = obj
+        return obj
+
+    def _intact(self, kind: str, fingerprint: str) -> bool:
+        """The stored body is there and hashes to its fingerprint (read again, not from the cache)."""
+        try:
+            self._read_blob(kind, fingerprint)
+            return True
+        except StoreError:
+            return False
+
+    def _read_blob(self, kind: str, fingerprint: str) -> HostSnapshot | CpuDefinition:
+        """The body stored under ``fingerprint``, verified against it: a StoreError otherwise."""
         check_fingerprint(fingerprint, f"store {self.url}: {kind}")
         text = self._get_blob(kind, fingerprint)
         if text is None:
@@ -153,7 +222,6 @@ class HostStore(ABC):
             raise StoreError(f"corrupt record: {exc}") from None
         if obj.fingerprint != fingerprint:
             raise StoreError(f"{what} is corrupt: its content has fingerprint {obj.fingerprint[:12]}")
-        self._blobs[key] = obj
         return obj
 
     # -- backend primitives ----------------------------------------------------------------

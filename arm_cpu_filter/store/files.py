@@ -3,7 +3,7 @@ definitions under their fingerprint.  Writes are atomic (temporary file + rename
 reader never sees half a record; files are 0640 and directories 0750 (host data is not
 secret, but it is nobody else's business either, and never world-readable)::
 
-    DIR/hosts/<host>.json            {"host", "fingerprint", "taken_at"}
+    DIR/hosts/<host>.json            {"host", "fingerprint", "taken_at", "kernel", "boot_id", "problem"}
     DIR/instances/<uuid>.json        {"uuid", "fingerprint", "host", "recorded_at"}
     DIR/snapshots/<fingerprint>.json HostSnapshot
     DIR/definitions/<fingerprint>.json CPU definition
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from arm_cpu_filter.errors import InputError
-from arm_cpu_filter.snapshot.files import atomic_write
+from arm_cpu_filter.snapshot.files import atomic_write, read_bytes
 from arm_cpu_filter.store import (
     DEFINITION,
     SNAPSHOT,
@@ -27,10 +27,29 @@ from arm_cpu_filter.store import (
     InstanceRecord,
     StoreError,
     check_fingerprint,
+    check_host_name,
+    host_record,
 )
 
 FILE_MODE, DIR_MODE = 0o640, 0o750
 _DIRS = {SNAPSHOT: "snapshots", DEFINITION: "definitions"}
+
+
+def makedirs(path: str | os.PathLike[str], mode: int) -> None:
+    """Create ``path`` and every missing parent with ``mode``, whatever the umask (``mkdir -p``
+    gives parents the umask's default: a world-writable parent would let anyone swap the
+    directory for one of their own)."""
+    missing = []
+    p = Path(path)
+    while not p.is_dir() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=mode)
+        except FileExistsError:  # created by a concurrent writer, with its own mode
+            continue
+        os.chmod(d, mode)
 
 
 class FileStore(HostStore):
@@ -50,17 +69,20 @@ class FileStore(HostStore):
 
     # -- helpers -------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        """``DIR/name``, created (with ``DIR``) as 0750 on first write."""
+        """``DIR/name``, created (with ``DIR`` and its missing parents) as 0750 on first write."""
         d = self.root / name
-        for p in (self.root, d):
-            if p.is_dir():
-                continue
-            try:
-                p.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                os.chmod(p, DIR_MODE)
-            except OSError as exc:
-                raise StoreError(f"store {self.url}: cannot create {p}: {exc.strerror}") from None
+        try:
+            makedirs(d, DIR_MODE)
+        except OSError as exc:
+            raise StoreError(f"store {self.url}: cannot create {exc.filename}: {exc.strerror}") from None
         return d
+
+    def _file(self, directory: str, name: str) -> Path:
+        """``DIR/directory/name.json``; ``name`` must be one plain file name (the public API
+        validates host names, uuids and fingerprints already: this is the last line)."""
+        if not name or "/" in name or "\0" in name or name.startswith(".") or name != name.strip():
+            raise StoreError(f"store {self.url}: {name!r} cannot name a file")
+        return self.root / directory / f"{name}.json"
 
     def _write(self, path: Path, text: str) -> None:
         try:
@@ -69,13 +91,20 @@ class FileStore(HostStore):
             raise StoreError(f"store {self.url}: cannot write {path.name}: {exc.strerror}") from None
 
     def _read(self, path: Path) -> str | None:
+        """The file's text (size-limited: a planted huge file is refused, not loaded); None if absent."""
+        what = f"store {self.url}: {path.parent.name}/{path.name}"
         try:
-            with path.open("r", encoding="utf-8") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"store {self.url}: cannot read {path}: {exc}") from None
+            data = read_bytes(path, what)
+        except InputError as exc:
+            if not os.path.lexists(path):
+                return None
+            raise StoreError(str(exc)) from None
+        except OSError as exc:
+            raise StoreError(f"{what}: cannot read: {exc.strerror}") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreError(f"{what} is corrupt (not UTF-8)") from None
 
     def _json(self, path: Path) -> dict[str, Any] | None:
         text = self._read(path)
@@ -89,28 +118,29 @@ class FileStore(HostStore):
             raise StoreError(f"store {self.url}: {path.parent.name}/{path.name} is corrupt (not an object)")
         return data
 
-    def _host_record(self, path: Path, data: dict[str, Any]) -> HostRecord:
+    def _host_record(self, name: str) -> HostRecord | None:
+        """hosts/<name>.json; a damaged file is a problem of host ``name`` only."""
+        path = self._file("hosts", name)
         try:
-            rec = HostRecord(str(data["host"]), str(data["fingerprint"]), float(data["taken_at"]))
-        except (KeyError, TypeError, ValueError):
-            raise StoreError(f"store {self.url}: hosts/{path.name} is corrupt (needs host, fingerprint, taken_at)") from None
-        check_fingerprint(rec.fingerprint, f"store {self.url}: hosts/{path.name}")
-        return rec
+            data = self._json(path)
+        except StoreError as exc:
+            return HostRecord(name, "", 0.0, problem=str(exc))
+        return None if data is None else host_record(data, name, f"store {self.url}: hosts/{path.name}")
 
     # -- primitives ----------------------------------------------------------------------
     def _get_blob(self, kind: str, fingerprint: str) -> str | None:
-        return self._read(self.root / _DIRS[kind] / f"{fingerprint}.json")
+        return self._read(self._file(_DIRS[kind], fingerprint))
 
     def _put_blob(self, kind: str, fingerprint: str, text: str) -> None:
-        self._write(self._dir(_DIRS[kind]) / f"{fingerprint}.json", text)
+        self._dir(_DIRS[kind])
+        self._write(self._file(_DIRS[kind], fingerprint), text)
 
     def _put_host(self, record: HostRecord) -> None:
-        self._write(self._dir("hosts") / f"{record.host}.json", json.dumps(record.to_dict()) + "\n")
+        self._dir("hosts")
+        self._write(self._file("hosts", record.host), json.dumps(record.to_dict()) + "\n")
 
     def _get_host(self, name: str) -> HostRecord | None:
-        path = self.root / "hosts" / f"{name}.json"
-        data = self._json(path)
-        return None if data is None else self._host_record(path, data)
+        return self._host_record(name)
 
     def _get_hosts(self) -> dict[str, HostRecord]:
         d = self.root / "hosts"
@@ -122,23 +152,27 @@ class FileStore(HostStore):
             raise StoreError(f"store {self.url}: cannot list {d}: {exc.strerror}") from None
         out: dict[str, HostRecord] = {}
         for name in names:
-            if name.endswith(".json") and not name.startswith("."):
-                path = d / name
-                data = self._json(path)
-                if data is not None:
-                    rec = self._host_record(path, data)
-                    out[rec.host] = rec
+            stem = name[:-len(".json")]
+            if not name.endswith(".json") or name.startswith("."):
+                continue  # temporary files of writes in progress (or killed), anything else
+            try:
+                check_host_name(stem)
+            except InputError:
+                continue  # no host can have this name, so no host can be admitted by it
+            rec = self._host_record(stem)
+            if rec is not None:  # None: removed since the listing
+                out[stem] = rec
         return out
 
     def _delete_host(self, name: str) -> bool:
         try:
-            (self.root / "hosts" / f"{name}.json").unlink()
+            self._file("hosts", name).unlink()
             return True
         except FileNotFoundError:
             return False
 
     def _get_instance(self, uuid: str) -> InstanceRecord | None:
-        path = self.root / "instances" / f"{uuid}.json"
+        path = self._file("instances", uuid)
         data = self._json(path)
         if data is None:
             return None
@@ -151,7 +185,8 @@ class FileStore(HostStore):
         return rec
 
     def _add_instance(self, record: InstanceRecord) -> bool:
-        path = self._dir("instances") / f"{record.uuid}.json"
+        self._dir("instances")
+        path = self._file("instances", record.uuid)
         if path.exists():
             return False
         self._write(path, json.dumps(record.to_dict()) + "\n")
@@ -161,4 +196,4 @@ class FileStore(HostStore):
         rec = self._get_instance(uuid)
         if rec is not None:
             data = rec.to_dict() | {"host": host}
-            self._write(self.root / "instances" / f"{uuid}.json", json.dumps(data) + "\n")
+            self._write(self._file("instances", uuid), json.dumps(data) + "\n")

@@ -68,43 +68,70 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL cluster (Debian's server binaries) for the SQL store tests."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (tools/bootstrap.sh installs postgresql)")
-    # not under pytest's 0700 temp root: the server may run as another user
-    base = Path(tempfile.mkdtemp(prefix="arm-cpu-filter-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres system user
-        if not shutil.which("runuser"):
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-        prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    port = _free_port()
+class PgServer:
+    """A throwaway PostgreSQL cluster (Debian's server binaries) on a unix socket, which a test
+    can stop and start again (same data, same URL)."""
 
-    def run(*cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run(prefix + list(cmd), capture_output=True, text=True, timeout=120)
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (tools/bootstrap.sh installs postgresql)")
+        # not under pytest's 0700 temp root: the server may run as another user
+        self.base = Path(tempfile.mkdtemp(prefix="arm-cpu-filter-pg-"))
+        self.data, self.sock = self.base / "data", self.base / "sock"
+        self.sock.mkdir()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres system user
+            if not shutil.which("runuser"):
+                self.close()
+                pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.base, "postgres")
+            shutil.chown(self.sock, "postgres")
+        self.port = _free_port()
+        r = self.run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if r.returncode:
+            self.close()
+            pytest.skip(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
 
-    r = run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    if r.returncode:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
-    r = run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "start",
-            "-o", f"-p {port} -k {sock} -c listen_addresses=''")
-    if r.returncode:
-        pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()}")
-    try:
+    def run(self, *cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(self.prefix + list(cmd), capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        r = self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.base / "log"), "start",
+                     "-o", f"-p {self.port} -k {self.sock} -c listen_addresses=''")
+        if r.returncode:
+            self.close()
+            pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()}")
         for _ in range(50):
-            if run(str(PG_BIN / "pg_isready"), "-h", str(sock), "-p", str(port)).returncode == 0:
+            if self.run(str(PG_BIN / "pg_isready"), "-h", str(self.sock), "-p", str(self.port)).returncode == 0:
                 break
             time.sleep(0.1)
-        r = run(str(PG_BIN / "createdb"), "-h", str(sock), "-p", str(port), "-U", "postgres", "armcpu")
+
+    def stop(self) -> None:
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def createdb(self, name: str) -> str:
+        r = self.run(str(PG_BIN / "createdb"), "-h", str(self.sock), "-p", str(self.port), "-U", "postgres", name)
         assert r.returncode == 0, r.stderr
-        yield f"postgresql+psycopg2://postgres@/armcpu?host={sock}&port={port}"
+        return self.url(name)
+
+    def url(self, db: str, password: str | None = None) -> str:
+        """SQLAlchemy URL of ``db`` (``password`` is accepted and ignored: trust authentication)."""
+        user = f"postgres:{password}" if password else "postgres"
+        return f"postgresql+psycopg2://{user}@/{db}?host={self.sock}&port={self.port}"
+
+    def close(self) -> None:
+        if self.data.exists():
+            self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database on a throwaway PostgreSQL server shared by the session's SQL store tests."""
+    server = PgServer()
+    try:
+        server.start()
+        yield server.createdb("armcpu")
     finally:
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        server.close()

@@ -123,9 +123,13 @@ def test_file_store_permissions(tmp_path):
 def test_corrupt_host_record(tmp_path):
     store = open_store(f"file://{tmp_path}/s")
     store.publish(sample_host("graviton3"), host="g3-a")
+    store.publish(sample_host("graviton4"), host="g4-a")
     (tmp_path / "s" / "hosts" / "g3-a.json").write_text("{truncated")
+    hosts = store.hosts()  # a damaged record is a problem of its host only
+    assert hosts["g3-a"].problem.endswith("hosts/g3-a.json is corrupt (not JSON)")
+    assert hosts["g4-a"].problem is None
     with pytest.raises(StoreError, match=r"hosts/g3-a.json is corrupt"):
-        store.hosts()
+        store.host_snapshot("g3-a")
 
 
 @pytest.mark.parametrize("url, message", [

@@ -1,8 +1,10 @@
-"""``agent [--once | --interval S]``: the compute-host agent.  Each round: read this host's
+"""``agent [--once | --interval S]``: the compute-host agent.  Each round: withdraw this host's
+record if it was published before a reboot (kernel or boot id changed), read this host's
 snapshot (KVM; ``--from-file SNAPSHOT`` for a file or sample read elsewhere), publish it,
 record the CPU of new host-passthrough Nova instances (libvirt), and write the Nova
 provider-config YAML with a CUSTOM_ARM_CPU_MODEL_<NAME> trait per usable model.  Defaults come
-from ``[arm_cpu_filter]`` in ``--config-file`` (e.g. /etc/nova/nova.conf)."""
+from ``[arm_cpu_filter]`` in ``--config-file``.  Runs as an ordinary user in the kvm group
+(not root): see docs/agent-privileges.rst."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from oslo_config import cfg
 
     from arm_cpu_filter import agent, conf
+    from arm_cpu_filter.agent.privileges import check_kvm_access, secret_exposures
     from arm_cpu_filter.cli.loaders import snapshot_arg
     from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.snapshot import HostSnapshot
@@ -54,16 +57,19 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store_url or o.store_url)
     uri = None if args.no_libvirt else (args.libvirt_uri or o.libvirt_uri)
     provider = None if args.no_provider_config else (args.provider_config or o.provider_config_file or None)
+    exposures = secret_exposures(args.config_file, bool(args.store_url)) if getattr(store, "has_password", False) else []
 
     def read() -> HostSnapshot:
         if args.from_file:
             return snapshot_arg(args.from_file)
+        check_kvm_access()  # a missing permission is one clear line, not an ioctl error
         from arm_cpu_filter.kvm.reader import read_snapshot
 
         return HostSnapshot.from_dict(read_snapshot(host=host), "KVM snapshot")
 
     if args.once:
-        report = agent.run_once(store, read(), host, uri, provider)
+        report = agent.run_round(store, read, host, uri, provider)
+        report.notes.extend(f"warning: {w}" for w in exposures)
         if args.format == "json":
             emit_json(report.to_dict())
         else:
@@ -80,5 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {note}")
         return EXIT_OK
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in exposures:
+        agent.LOG.warning("%s", warning)
     agent.run(store, read, host, args.interval or o.agent_interval, uri, provider)
     return EXIT_OK

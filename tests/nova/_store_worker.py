@@ -1,0 +1,123 @@
+"""Worker processes of the fault tests (run as ``python _store_worker.py MODE ...``).
+
+``fork-server URL HOST SNAP_A SNAP_B PROVIDER_CONFIG``
+    imports once, then per ``go`` line on stdin forks a child that runs the real agent loop
+    (``agent.run``: boot check, publish, provider config) alternating between two snapshots,
+    prints the child's pid, waits for it (the test SIGKILLs it) and prints ``reaped STATUS``.
+``publish-loop URL START END SEED HOST,HOST... SNAP,SNAP...``
+    publishes random snapshots to random hosts (the publish path of the agent) from START to
+    END (epoch seconds); prints a JSON summary.
+``read-loop URL START END HOST,HOST... SNAP,SNAP...``
+    the scheduler's view (a Fleet with no caching of host records, snapshot cache cleared each
+    time) read in a loop; every record seen must be complete and consistent; prints JSON.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import sys
+import time
+
+
+def _snapshots(names: str) -> list:
+    from arm_cpu_filter.samples import sample_host
+
+    return [sample_host(n) for n in names.split(",")]
+
+
+def _agent_forever(url: str, host: str, snaps: list, provider_config: str) -> None:
+    """The real agent loop, alternating between the snapshots, until killed."""
+    from arm_cpu_filter import agent
+    from arm_cpu_filter.store import open_store
+
+    first = random.Random().randrange(2)  # seeded afresh: the fork copied the parent's state
+    turns = itertools.cycle(snaps[first:] + snaps[:first])
+    agent.run(open_store(url), lambda: next(turns), host, 0.0, None, provider_config)
+
+
+def fork_server(url: str, host: str, snap_a: str, snap_b: str, provider_config: str) -> None:
+    import psycopg2  # noqa: F401 - imported (and caches warmed) once, before the forks
+    import sqlalchemy  # noqa: F401
+
+    from arm_cpu_filter.scheduler.catalog import usable_models
+
+    snaps = _snapshots(f"{snap_a},{snap_b}")
+    for snap in snaps:
+        usable_models(snap)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        pid = os.fork()
+        if pid == 0:  # the agent: runs until killed
+            try:
+                _agent_forever(url, host, snaps, provider_config)
+            finally:
+                os._exit(1)
+        print(pid, flush=True)
+        _, status = os.waitpid(pid, 0)
+        print("reaped", status, flush=True)
+
+
+def _wait_until(start: float) -> None:
+    time.sleep(max(0.0, start - time.time()))
+
+
+def publish_loop(url: str, start: str, end: str, seed: str, hosts: str, names: str) -> None:
+    from arm_cpu_filter.store import StoreError, open_store
+
+    snaps, names_ = _snapshots(names), hosts.split(",")
+    rng = random.Random(int(seed))
+    store = open_store(url)
+    done, errors = 0, []
+    _wait_until(float(start))
+    while time.time() < float(end):
+        try:
+            store.publish(rng.choice(snaps), host=rng.choice(names_))
+            done += 1
+        except StoreError as exc:  # a write that failed cleanly (e.g. SQLite busy): not a read inconsistency
+            errors.append(str(exc))
+    print(json.dumps({"published": done, "write_errors": len(errors), "first_errors": errors[:3]}))
+
+
+def read_loop(url: str, start: str, end: str, hosts: str, names: str) -> None:
+    from arm_cpu_filter.scheduler.fleet import Fleet
+    from arm_cpu_filter.store import open_store
+
+    allowed = {s.fingerprint for s in _snapshots(names)}
+    expected_hosts = set(hosts.split(","))
+    store = open_store(url)
+    fleet = Fleet(store, max_age=0, refresh_interval=0)
+    iterations = checks = changes = unavailable = 0
+    bad: list[str] = []
+    last: dict[str, str] = {}
+    _wait_until(float(start))
+    while time.time() < float(end):
+        store._blobs.clear()  # read every body again: each load verifies content against fingerprint
+        fleet.refresh(force=True)
+        iterations += 1
+        if fleet.load_error:
+            unavailable += 1
+            continue
+        for name, rec in fleet.records().items():
+            checks += 1
+            data = fleet.host(name)
+            if name not in expected_hosts:
+                bad.append(f"unexpected host {name!r}")
+            elif data.snapshot is None:
+                bad.append(f"{name}: {data.problem}")
+            elif data.snapshot.fingerprint != rec.fingerprint or rec.fingerprint not in allowed:
+                bad.append(f"{name}: record {rec.fingerprint[:12]} vs snapshot {data.snapshot.fingerprint[:12]}")
+            else:
+                changes += last.get(name, rec.fingerprint) != rec.fingerprint
+                last[name] = rec.fingerprint
+    print(json.dumps({"iterations": iterations, "checks": checks, "changes_seen": changes,
+                      "unavailable": unavailable, "inconsistent": len(bad), "first_inconsistent": bad[:5]}))
+
+
+if __name__ == "__main__":
+    mode, *argv = sys.argv[1:]
+    {"fork-server": fork_server, "publish-loop": publish_loop, "read-loop": read_loop}[mode](*argv)
