@@ -42,6 +42,28 @@ def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("tex
     parser.add_argument("--format", choices=choices, default=choices[0], help="output format (default: %(default)s)")
 
 
+STORE_URL_ENV = "ARM_CPU_FILTER_STORE_URL"
+
+
+def add_store_url(parser: argparse.ArgumentParser) -> None:
+    """``--store-url``, defaulting to $ARM_CPU_FILTER_STORE_URL: a database password in the
+    environment stays off the process list, where every local user could read it."""
+    parser.add_argument("--store-url", metavar="URL", default=None,
+                        help=f"file://DIR or an SQLAlchemy URL (default: ${STORE_URL_ENV})")  # fmt: skip
+
+
+def store_url(args: argparse.Namespace, required: bool = True) -> str | None:
+    """The store URL of a command: --store-url, else the environment; an error if required."""
+    import os
+
+    from arm_cpu_filter.errors import InputError
+
+    url = args.store_url or os.environ.get(STORE_URL_ENV) or None
+    if url is None and required:
+        raise InputError(f"no store: give --store-url URL or set {STORE_URL_ENV}")
+    return url
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -48,6 +48,20 @@ def test_publish_errors_write_nothing(tmp_path, capsys):
     assert code == 2 and "one SNAPSHOT" in err
 
 
+def test_store_url_from_the_environment(tmp_path, capsys, monkeypatch):
+    """A database password can stay off the process list: $ARM_CPU_FILTER_STORE_URL."""
+    url = f"sqlite:///{tmp_path}/s.sqlite"
+    monkeypatch.delenv("ARM_CPU_FILTER_STORE_URL", raising=False)
+    code, _, err = run(capsys, "publish", "graviton3")
+    assert code == 2 and "give --store-url URL or set ARM_CPU_FILTER_STORE_URL" in err
+    monkeypatch.setenv("ARM_CPU_FILTER_STORE_URL", url)
+    assert run(capsys, "publish", "graviton3", "graviton2")[0] == 0
+    assert sorted(open_store(url).hosts()) == ["graviton2", "graviton3"]
+    code, out, _ = run(capsys, "pool-baseline", "graviton3", "graviton2", "--format", "json")
+    conflicts = {c["register"] for c in json.loads(out)["conflicts"]}
+    assert code == 1 and "MIDR_EL1" in conflicts  # read through the store named by the environment
+
+
 def test_migrate_targets_of_a_recorded_instance(url, capsys):
     vm = str(uuid.uuid4())
     open_store(url).record_instance(vm, passthrough_definition(sample_host("graviton3"), "graviton3"), "graviton3")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
+from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format, add_store_url, store_url
 from arm_cpu_filter.cli.output import emit_json, table
 
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("instance", nargs="?", metavar="INSTANCE")
     p.add_argument("--definition", metavar="FILE|MODEL", help="CPU definition file or MODEL[,PROP=VAL...]")
-    p.add_argument("--store-url", metavar="URL")
+    add_store_url(p)
     p.add_argument("--hosts", nargs="+", metavar="HOST")
     p.add_argument("--max-age", type=float, default=0, metavar="S",
                    help="treat host data older than S seconds as stale (default 0: no limit)")
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.instance) == bool(args.definition):
         raise InputError("give an INSTANCE (with --store-url) or --definition FILE|MODEL")
-    store = open_store(args.store_url) if args.store_url else None
+    url = store_url(args, required=False)
+    store = open_store(url) if url else None
     if args.instance:
         if store is None:
             raise InputError("INSTANCE needs --store-url")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from arm_cpu_filter.cli import add_format
+from arm_cpu_filter.cli import add_format, add_store_url, store_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pool-baseline", help="common CPU definition of hosts in a HostStore", description=__doc__)
     p.add_argument("hosts", nargs="+", metavar="HOST")
-    p.add_argument("--store-url", required=True, metavar="URL")
+    add_store_url(p)
     p.add_argument("--output", "-o", metavar="FILE", help="write the definition JSON here")
     add_format(p)
     p.set_defaults(func=run)
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.store import open_store
 
-    store = open_store(args.store_url)
+    store = open_store(store_url(args))
     snapshots = []
     for name in args.hosts:
         snap = store.host_snapshot(name)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from arm_cpu_filter.cli import EXIT_OK, add_format
+from arm_cpu_filter.cli import EXIT_OK, add_format, add_store_url, store_url
 from arm_cpu_filter.cli.output import emit_json, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="publish host snapshots to a HostStore", description=__doc__)
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT")
-    p.add_argument("--store-url", required=True, metavar="URL", help="file://DIR or an SQLAlchemy URL")
+    add_store_url(p)
     p.add_argument("--host", metavar="NAME", help="publish under this compute host name (one snapshot)")
     p.add_argument("--taken-at", type=float, metavar="EPOCH",
                    help="when the data was read (seconds since the epoch; default: now)")
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.host and len(args.snapshots) > 1:
         raise InputError("--host renames one snapshot; give one SNAPSHOT")
     snapshots = [snapshot_arg(s) for s in args.snapshots]  # all parse before anything is written
-    store = open_store(args.store_url)
+    store = open_store(store_url(args))
     records = [store.publish(s, host=args.host, taken_at=args.taken_at) for s in snapshots]
     if args.format == "json":
         emit_json([r.to_dict() for r in records])
