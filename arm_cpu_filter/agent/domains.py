@@ -7,10 +7,10 @@ which is how Nova instances are told apart from other domains.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.libvirt.xmlsafe import parse
 
 NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/1."
 PASSTHROUGH = "host-passthrough"
@@ -27,15 +27,14 @@ class Domain:
 
 
 def parse_domain(xml: str) -> Domain:
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise ArmCpuFilterError(f"libvirt domain XML: {exc}") from None
+    """The parts of a domain the agent needs; ``InputError`` (hardened parser) for bad XML."""
+    root = parse(xml, "libvirt domain XML")
     name = root.findtext("name") or "?"
     uuid = (root.findtext("uuid") or "").strip()
     metadata = root.find("metadata")
     nova = metadata is not None and any(
-        child.tag.startswith("{" + NOVA_NS_PREFIX) and child.tag.endswith("}instance") for child in metadata
+        isinstance(child.tag, str) and child.tag.startswith("{" + NOVA_NS_PREFIX) and child.tag.endswith("}instance")
+        for child in metadata
     )
     cpu = root.find("cpu")
     mode = cpu.get("mode", "custom") if cpu is not None else None

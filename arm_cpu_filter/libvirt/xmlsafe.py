@@ -1,7 +1,7 @@
 """Hardened XML reading: every XML document the project reads goes through ``parse``.
 
 libvirt documents never use a DTD, so any DOCTYPE or entity declaration is refused outright
-(no billion laughs, no external entities, no DTD fetch); the parser also loads nothing from
+(no billion laughs, no external entities, no DTD fetch), and so is XInclude; the parser also loads nothing from
 the network or disk, keeps libxml2's tree limits (``huge_tree=False``) and the input is
 size-limited before parsing.  Every failure is an ``InputError`` naming the document.
 """
@@ -19,6 +19,8 @@ from arm_cpu_filter.snapshot.files import read_bytes
 MAX_BYTES = 2 << 20
 
 _REFUSED = (b"<!DOCTYPE", b"<!ENTITY")
+#: XInclude elements (never processed here, but refused so no later step can act on them).
+_XINCLUDE = ("{http://www.w3.org/2001/XInclude}*", "{http://www.w3.org/2003/XInclude}*")
 
 
 def _parser(remove_blank_text: bool) -> etree.XMLParser:
@@ -38,7 +40,10 @@ def parse(data: str | bytes, what: str = "XML document", *, max_bytes: int = MAX
           remove_blank_text: bool = False, base_url: str | None = None) -> etree._Element:
     """The root element of ``data``; ``InputError`` for anything unsafe or malformed.
     ``base_url``: where relative references (RelaxNG includes) resolve from."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    except UnicodeEncodeError as exc:  # lone surrogates: text no file or libvirt can hold
+        raise InputError(f"{what}: not valid Unicode text ({exc.reason} at character {exc.start})") from None
     if len(raw) > max_bytes:
         raise InputError(f"{what}: larger than {max_bytes} bytes ({len(raw)}); refusing to parse")
     for marker in _REFUSED:
@@ -54,6 +59,8 @@ def parse(data: str | bytes, what: str = "XML document", *, max_bytes: int = MAX
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         # Reached only by encodings the byte scan above cannot see (UTF-16...).
         raise InputError(f"{what}: has a DOCTYPE; DTDs and entity declarations are refused")
+    if next(root.iter(*_XINCLUDE), None) is not None:
+        raise InputError(f"{what}: contains an XInclude element; XInclude is refused")
     return root
 
 

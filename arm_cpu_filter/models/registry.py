@@ -113,6 +113,11 @@ def _load(path: Path) -> Model:
     sources = data.get("sources", {})
     provenance = data.get("provenance", {})
     props = data.get("properties", {})
+    if parent is not None and not isinstance(parent, str):
+        raise InputError(f"{where}: 'parent' must be a model name (a string)")
+    for key, table in (("sources", sources), ("provenance", provenance), ("properties", props)):
+        if not isinstance(table, dict):
+            raise InputError(f"{where}: [{key}] must be a table")
     if not all(isinstance(v, str) for v in sources.values()):
         raise InputError(f"{where}: [sources] values must be strings")
     settings = []

@@ -31,7 +31,11 @@ def parse_int(text: str, where: str) -> int:
     text = text.strip()
     if not _INT.match(text):
         raise InputError(f"{where}: {text!r} is not a number")
-    return int(text, 0)
+    try:
+        return int(text, 0)
+    except ValueError:  # a decimal with leading zeros, or more digits than Python converts
+        shown = repr(text) if len(text) <= 24 else f"{text[:24]!r}... ({len(text)} characters)"
+        raise InputError(f"{where}: {shown} is not a usable number (leading zeros or too many digits)") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +69,7 @@ class Property:
             if value.lower() in by_name:
                 raws = (by_name[value.lower()],)
             elif _INT.match(value):
-                raws = (int(value, 0),)
+                raws = (parse_int(value, where),)
             else:
                 choices = ", ".join(self.choices()) or "a number"
                 raise InputError(f"{where}: invalid value {text!r} (valid: {choices})")

@@ -155,6 +155,8 @@ class HostSnapshot:
         for key in ("host", "kernel"):
             if not isinstance(data[key], str) or not data[key].strip():
                 raise InputError(f"{what}: {key!r} must be a non-empty string")
+            if not data[key].isprintable():  # they end up in XML attributes and log lines
+                raise InputError(f"{what}: {key!r} contains control or other non-printable characters: {data[key]!r}")
         if not _KERNEL.match(data["kernel"]):
             raise InputError(f"{what}: kernel {data['kernel']!r} is not a Linux version like \"6.12.95\"")
         caps = data.get("capabilities", {})
