@@ -17,6 +17,7 @@ from pathlib import Path
 
 from arm_cpu_filter.errors import InputError, UnknownNameError
 from arm_cpu_filter.properties import Property, properties
+from arm_cpu_filter.snapshot.files import read_text
 
 DATA = Path(__file__).with_name("data")
 _NAME = re.compile(r"^([a-z0-9][a-z0-9.-]*?)-v([1-9][0-9]*)$")
@@ -97,8 +98,8 @@ def parse_setting(name: str, value: object, where: str) -> Setting:
 def _load(path: Path) -> Model:
     where = f"model file {path.name}"
     try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_text(path, "model file"))  # size-limited, UTF-8 checked
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not valid TOML ({exc})") from None
     unknown = set(data) - _KEYS
     if unknown:

@@ -24,7 +24,7 @@ DATA = Path(__file__).with_name("data")
 ENUM, BOOL, NUMBER, FRACTION, IDENT, RAW = "enum", "bool", "number", "fraction", "id", "raw"
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
-_INT = re.compile(r"^(0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)$")
+_INT = re.compile(r"^(0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)$")  # ASCII digits only: not "٣"
 
 
 def parse_int(text: str, where: str) -> int:

@@ -114,3 +114,21 @@ def test_snapshot_names_with_control_characters(key, value, tmp_path, capsys):
     path.write_text(json.dumps(data))
     assert main(["domcapabilities", "--host", str(path)]) == 2
     assert capsys.readouterr().err.startswith(f"arm-cpu-filter domcapabilities: error: snapshot {path}: {key!r} contains")
+
+
+def test_property_values_take_ascii_digits_only() -> None:
+    """Python's int() reads Arabic-Indic digits; a CPU property value must not."""
+    from arm_cpu_filter.errors import InputError
+    from arm_cpu_filter.models import realize
+
+    with pytest.raises(InputError, match="feat_AES"):
+        realize("neoverse-n1-v1,feat_AES=\u0663")
+
+
+def test_model_files_are_size_limited(tmp_path) -> None:
+    from arm_cpu_filter.errors import InputError
+    from arm_cpu_filter.models import load_catalog
+
+    (tmp_path / "huge-v1.toml").write_text('name = "huge-v1"\n' + "# padding\n" * 2_000_000)
+    with pytest.raises(InputError, match="model file .*huge-v1.toml"):
+        load_catalog(tmp_path)
