@@ -25,6 +25,7 @@ from typing import Any
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
 from arm_cpu_filter.scheduler.fleet import Fleet
 from arm_cpu_filter.snapshot import CpuDefinition
+from arm_cpu_filter.store import StoreError
 
 NAMESPACE = "arm_cpu"
 PASSTHROUGH, CUSTOM = "host-passthrough", "custom"
@@ -85,6 +86,12 @@ class CpuRequest:
     source_host: str | None = None
     #: set when the request cannot be resolved: every host fails closed with this reason
     problem: str | None = None
+    #: the problem came from reading the store (worth re-reading it), not from the request
+    store_error: bool = False
+
+
+def _store_failed(label: str, exc: ArmCpuFilterError) -> CpuRequest:
+    return CpuRequest(label, problem=str(exc), store_error=isinstance(exc, StoreError))
 
 
 def resolve(
@@ -102,7 +109,7 @@ def resolve(
         try:
             record = fleet.store.instance(instance_uuid)
         except ArmCpuFilterError as exc:
-            return CpuRequest(f"instance {instance_uuid}", problem=str(exc))
+            return _store_failed(f"instance {instance_uuid}", exc)
     source = (record.host if record is not None else None) or (ignore_hosts[0] if ignore_hosts else None)
     move = record is not None or bool(ignore_hosts)
     if spec.model is not None:
@@ -115,14 +122,14 @@ def resolve(
         try:
             definition = fleet.store.definition(record.fingerprint)
         except ArmCpuFilterError as exc:
-            return CpuRequest(f"instance {record.uuid}", problem=str(exc))
+            return _store_failed(f"instance {record.uuid}", exc)
         where = f" (first seen on {definition.name})" if definition.name else ""
         return CpuRequest(f"host-passthrough instance {record.uuid}{where}", definition, None, True, source)
     if move and source:
         try:
             snapshot = fleet.store.host_snapshot(source)
         except ArmCpuFilterError as exc:
-            return CpuRequest(f"host-passthrough move from {source}", problem=str(exc))
+            return _store_failed(f"host-passthrough move from {source}", exc)
         if snapshot is None:
             return CpuRequest(f"host-passthrough move from {source}", problem=(
                 f"host-passthrough instance {instance_uuid} has no recorded CPU and its source host {source} "

@@ -90,7 +90,7 @@ def request_for(spec_obj: Any) -> CpuRequest:
             flavor = _field(spec_obj, "flavor")
             extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
             request = resolve(f, extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []))
-            if request.problem:  # was it the store (an instance lookup) going down since the last read?
+            if request.store_error:  # has the store gone down since the last read? (not for a bad flavor)
                 f.refresh(force=True)
                 request = _store_down(f) or request
     except Exception as exc:  # the scheduler must never crash because of us
