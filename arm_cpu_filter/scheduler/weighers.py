@@ -46,12 +46,23 @@ def case(request: CpuRequest) -> str | None:
 _richness: dict[str, int] = {}
 #: snapshot fingerprint -> fingerprint of the CPU a host-passthrough VM started there sees
 _own_cpu: dict[str, str] = {}
-#: (fleet, generation, case, request key) -> host -> raw score; one entry per fleet generation
-_by_host: dict[tuple[int, int, str, str | None], dict[str, float]] = {}
+#: (fleet, generation, case, move reference) -> host -> raw score; entries of one fleet generation
+_by_host: dict[tuple[int, int, str, tuple[str, str | None] | None], dict[str, float]] = {}
 
 
-def score(which: str, fleet: Fleet, request: CpuRequest, snapshot: HostSnapshot) -> float:
-    """Raw score of one candidate snapshot (higher is better)."""
+def move_reference(fleet: Fleet, request: CpuRequest) -> tuple[str, str | None]:
+    """What a move's destination must match to be "identical": for a host-passthrough instance
+    with a recorded CPU, ("own", that CPU's fingerprint) -- compared with the CPU a VM started on
+    the candidate sees; otherwise ("snapshot", the source host's snapshot fingerprint or None)."""
+    if request.definition is not None and request.model is None:
+        return "own", request.definition.fingerprint
+    source = fleet.host(request.source_host).snapshot if request.source_host else None
+    return "snapshot", source.fingerprint if source is not None else None
+
+
+def score(which: str, fleet: Fleet, snapshot: HostSnapshot, reference: tuple[str, str | None] | None = None) -> float:
+    """Raw score of one candidate snapshot (higher is better); ``reference`` is the request's
+    :func:`move_reference` for a move."""
     if which == PASSTHROUGH:
         return fleet.passthrough_share(snapshot)
     if which == MODEL_FIT:
@@ -59,32 +70,23 @@ def score(which: str, fleet: Fleet, request: CpuRequest, snapshot: HostSnapshot)
         if n is None:
             n = _richness[snapshot.fingerprint] = len(usable_models(snapshot))
         return -float(n)
-    if request.definition is not None and request.model is None:
+    kind, wanted = reference or ("snapshot", None)
+    if kind == "own":
         own = _own_cpu.get(snapshot.fingerprint)
         if own is None:
             own = _own_cpu[snapshot.fingerprint] = snapshot.as_definition().fingerprint
-        return 1.0 if own == request.definition.fingerprint else 0.0
-    source = fleet.host(request.source_host).snapshot if request.source_host else None
-    return 1.0 if source is not None and source.fingerprint == snapshot.fingerprint else 0.0
-
-
-def _request_key(which: str, fleet: Fleet, request: CpuRequest) -> str | None:
-    """What, besides the case and the fleet, a score depends on."""
-    if which != MOVE:
-        return None
-    if request.definition is not None and request.model is None:
-        return f"def:{request.definition.fingerprint}"
-    source = fleet.host(request.source_host).snapshot if request.source_host else None
-    return f"src:{source.fingerprint}" if source is not None else "src:-"
+        return 1.0 if own == wanted else 0.0
+    return 1.0 if wanted is not None and wanted == snapshot.fingerprint else 0.0
 
 
 def scores_by_host(which: str, fleet: Fleet, request: CpuRequest) -> dict[str, float]:
     """host -> raw score for every fresh host: computed once per distinct snapshot, then cached
     for the fleet generation, so weighing a request is one dict lookup per candidate."""
-    key = (id(fleet), fleet.generation, which, _request_key(which, fleet, request))
+    reference = move_reference(fleet, request) if which == MOVE else None
+    key = (id(fleet), fleet.generation, which, reference)
     cached = _by_host.get(key)
     if cached is None:
-        by_fp = {fp: score(which, fleet, request, snap) for fp, snap in fleet.census()[0].items()}
+        by_fp = {fp: score(which, fleet, snap, reference) for fp, snap in fleet.census()[0].items()}
         cached = {host: by_fp[fp] for host, fp in fleet.fingerprints().items()}
         if any(k[:2] != key[:2] for k in _by_host) or len(_by_host) > 64:
             _by_host.clear()
