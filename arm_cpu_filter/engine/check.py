@@ -25,11 +25,8 @@ from arm_cpu_filter.engine.hostview import (
     host_view,
 )
 from arm_cpu_filter.properties import properties
-from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
+from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
-
-#: Registers that are not part of a CPU model (per-vCPU identity).
-IGNORED = frozenset({"MPIDR_EL1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +196,7 @@ def check_register(name: str, v: int, view: HostView, ctr: int) -> list[Blocker]
     """Blockers for writing ``v`` to register ``name`` on the host ``view`` (empty: realizable)."""
     rv = view.registers.get(name)
     if rv is None:
-        if name in IGNORED:
+        if name in PER_VCPU_REGISTERS:
             return []
         return [_whole(name, v, None, "the host snapshot has no value for this register")]
     kind = rv.kind

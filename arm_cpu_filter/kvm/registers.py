@@ -5,10 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import NamedTuple
 
+from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS
 from arm_cpu_filter.table import load_table
-
-#: Not a CPU-model register: KVM derives it from the vCPU id.
-SKIPPED = frozenset({"MPIDR_EL1"})
 
 
 class KvmRegister(NamedTuple):
@@ -20,7 +18,7 @@ class KvmRegister(NamedTuple):
 @cache
 def table_registers() -> tuple[KvmRegister, ...]:
     """Table order (the order snapshots list and probes write them)."""
-    return tuple(KvmRegister(r.name, r.kvm_id, r.mask_index) for r in load_table().registers if r.name not in SKIPPED)
+    return tuple(KvmRegister(r.name, r.kvm_id, r.mask_index) for r in load_table().registers if r.name not in PER_VCPU_REGISTERS)
 
 
 def write_order(names: list[str]) -> list[str]:

@@ -161,6 +161,14 @@ class PropertySet:
         return iter(self.by_name.values())
 
 
+def raw_name(register: str, field: str) -> str:
+    """The raw alias of one field, ``SYSREG_<REG>_<FIELD>`` (the upstream QEMU series' spelling).
+
+    The one place that spells it: every blocker, fix, comparison and command line uses this.
+    """
+    return f"SYSREG_{register}_{field}"
+
+
 @cache
 def _raw_alias(name: str) -> Property:
     rest = name[len("SYSREG_") :].upper()
@@ -170,7 +178,7 @@ def _raw_alias(name: str) -> Property:
             field_name = rest[len(reg.name) + 1 :]
             for f in reg.fields:
                 if f.name.upper() == field_name:
-                    return Property(f"SYSREG_{reg.name}_{f.name}", RAW, (f,), {})
+                    return Property(raw_name(reg.name, f.name), RAW, (f,), {})
             raise UnknownNameError(f"unknown property {name!r}: {reg.name} has no field {field_name!r}")
     raise UnknownNameError(f"unknown property {name!r}: no such register")
 

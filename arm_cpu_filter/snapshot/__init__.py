@@ -22,6 +22,9 @@ from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.table import U64, load_table, vcpu_features
 
 FORMAT = 1
+#: Registers that identify one vCPU, not the CPU model (each vCPU has its own MPIDR_EL1): no
+#: definition constrains them and the reader does not take them.
+PER_VCPU_REGISTERS = frozenset({"MPIDR_EL1"})
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _KERNEL = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -230,6 +233,13 @@ class HostSnapshot:
     @property
     def writable_impl_id_regs(self) -> bool:
         return bool(self.capabilities.get("writable_impl_id_regs"))
+
+    @cached_property
+    def aarch32_el0(self) -> bool:
+        """The host runs AArch32 at EL0 (ID_AA64PFR0_EL1.EL0 >= 2); without it KVM makes the
+        AArch32 ID registers RAZ/WI and a guest cannot use AArch32."""
+        pfr0 = self.registers.get("ID_AA64PFR0_EL1", 0)
+        return load_table().field("ID_AA64PFR0_EL1.EL0").extract(pfr0) >= 2
 
     def as_definition(self) -> CpuDefinition:
         """The CPU of a host-passthrough VM started on this host (every vCPU feature)."""
