@@ -13,7 +13,7 @@ import pytest
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.kvm import KvmError, device, ioctls, probe_definition, read_snapshot
 from arm_cpu_filter.kvm.registers import table_registers, write_order
-from arm_cpu_filter.table import load_table, vcpu_features
+from arm_cpu_filter.table import vcpu_features
 
 
 def test_ioctl_numbers() -> None:
