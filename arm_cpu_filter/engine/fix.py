@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from arm_cpu_filter.engine.check import CheckResult, check, supported_raws
 from arm_cpu_filter.engine.hostview import host_view
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
 
@@ -34,7 +34,7 @@ def fix(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult | No
         value = below[-1] if below else choices[0]
         regs[b.register] = f.insert(regs[b.register], value)
         prop = props.by_field.get(f.qualname)
-        touched.add(prop.name if prop else f"SYSREG_{b.register}_{f.name}")
+        touched.add(prop.name if prop else raw_name(b.register, f.name))
     fixed = CpuDefinition(regs, definition.vcpu_features)
     if not check(fixed, host).usable:
         return None

@@ -16,7 +16,7 @@ from arm_cpu_filter.engine.check import check, supported_raws
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
 from arm_cpu_filter.models.realization import composite_masks, parse_spec, realize_model
 from arm_cpu_filter.models.registry import composite_spec
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
 
@@ -71,7 +71,7 @@ def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str]
             regs[b.register] = f.insert(regs[b.register], value)
             out[prop.name] = prop.read(regs)
         else:
-            out[f"SYSREG_{b.register}_{f.name}"] = str(value)
+            out[raw_name(b.register, f.name)] = str(value)
     return out
 
 
