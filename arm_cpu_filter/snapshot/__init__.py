@@ -141,7 +141,7 @@ class CpuDefinition:
 
 @dataclass(frozen=True, eq=False)
 class HostSnapshot:
-    """What a host's KVM offers a new VM (HostSnapshot format 1, see DESIGN.md)."""
+    """What a host's KVM offers a new VM (HostSnapshot format 1, see docs/design.rst)."""
 
     host: str
     kernel: str
