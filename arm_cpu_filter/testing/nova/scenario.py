@@ -49,9 +49,9 @@ def run(scenario: Scenario | None = None, sandbox: Any = None) -> list[dict[str,
     """Run every request; returns one result dict per request (also the demo's JSON)."""
     from arm_cpu_filter.agent import passthrough_definition
     from arm_cpu_filter.samples import sample_host
-    from arm_cpu_filter.scheduler import sandbox as sandbox_mod
     from arm_cpu_filter.scheduler import state
     from arm_cpu_filter.store import open_store
+    from arm_cpu_filter.testing.nova import sandbox as sandbox_mod
 
     scenario = scenario or load()
     sb = sandbox or sandbox_mod.get()
