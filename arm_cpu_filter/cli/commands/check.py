@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
     from arm_cpu_filter.engine import check
 
@@ -30,12 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if not result.usable:
         from arm_cpu_filter.engine import fix as find_fix
         from arm_cpu_filter.engine import fix_model
+        from arm_cpu_filter.models import parse_spec
 
         if args.model:  # model specs get model-level names (composites, properties)
             spec = fix_model(args.model, host)
-            fix = None if spec is None else dict(
-                item.split("=", 1) for item in spec.split(",")[1:] if item not in args.model.split(",")
-            )
+            if spec is not None:
+                given = parse_spec(args.model)[1]
+                fix = {k: v for k, v in parse_spec(spec)[1].items() if given.get(k) != v}
         else:
             fix = find_fix(definition, host)
         out["fix"] = fix

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(spec: str):
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg
 
     if os.path.exists(spec):
@@ -32,6 +33,7 @@ def _load(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.engine import compare
 
     result = compare(_load(args.a), _load(args.b))

@@ -9,6 +9,7 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json
+from arm_cpu_filter.errors import ArmCpuFilterError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             sb = sandbox.get(workdir)
         except ImportError as exc:
-            from arm_cpu_filter.errors import ArmCpuFilterError
-
             raise ArmCpuFilterError(f"Nova is not installed ({exc}); run tools/bootstrap.sh") from None
         plan = scenario.load(Path(args.scenario)) if args.scenario else scenario.load()
         results = scenario.run(plan, sb)

@@ -191,7 +191,7 @@ def zero_weigher() -> Any:
 
 def _a_model() -> str:
     """A catalog model usable on at least one bundled sample (so the request admits hosts)."""
-    from arm_cpu_filter.scheduler.catalog import usable_models
+    from arm_cpu_filter.engine.catalog import usable_models
 
     for snap in distinct_snapshots():
         names = usable_models(snap)

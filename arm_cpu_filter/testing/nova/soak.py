@@ -197,7 +197,7 @@ class Soak:
     # -- running instances --------------------------------------------------------------------
     def boot_passthrough(self, uuid: str, host: str) -> Instance:
         """What the agent on ``host`` records when it first sees a host-passthrough instance."""
-        from arm_cpu_filter.agent import passthrough_definition
+        from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 
         snapshot = self.fleet.actual(host)
         self.fleet.store.record_instance(uuid, passthrough_definition(snapshot, host), host)
