@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.engine.check import _setter_refuses, check, check_register, field_accepts
+from arm_cpu_filter.engine.check import check, check_register, field_accepts
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, host_view
+from arm_cpu_filter.engine.setters import refusal
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.properties import properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -56,10 +57,10 @@ def _meet(f: Field, limits: list[int]) -> int:
     raise AssertionError(f.policy)
 
 
-def _field_value(f: Field, views: list[HostView], reg: str) -> tuple[int | None, dict[str, int]]:
+def _field_value(f: Field, views: list[HostView], names: list[str], reg: str) -> tuple[int | None, dict[str, int]]:
     """The baseline value of one field, or None with the hosts' values when impossible."""
     values = [f.extract(v.registers[reg].limit) for v in views]
-    limits = {v.snapshot.host: x for v, x in zip(views, values)}
+    limits = dict(zip(names, values))
     fixed = {x for v, x in zip(views, values) if f not in v.registers[reg].checked}
     if len(fixed) > 1:
         return None, limits
@@ -71,7 +72,7 @@ def _field_value(f: Field, views: list[HostView], reg: str) -> tuple[int | None,
         rv = v.registers[reg]
         if f in rv.checked and not field_accepts(f, value, f.extract(rv.limit)):
             return None, limits
-        if f in rv.checked and _setter_refuses(f, value, v):
+        if f in rv.checked and refusal(f, value, v.snapshot):
             return None, limits
     return value, limits
 
@@ -96,6 +97,7 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
     snaps = list(distinct.values())
     features = frozenset.intersection(*(s.vcpu_features for s in snaps))
     views = [host_view(s, features) for s in snaps]
+    host_names = [s.host for s in snaps]  # not view.snapshot.host: views are shared by equal contents
     table = load_table()
     result = BaselineResult(None)
     names = set.intersection(*(set(s.registers) for s in snaps))
@@ -118,13 +120,13 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
             else:
                 result.conflicts.append(
                     {"register": name, "field": None,
-                     "hosts": {v.snapshot.host: f"0x{lim:016x}" for v, lim in zip(views, limits)},
+                     "hosts": {h: f"0x{lim:016x}" for h, lim in zip(host_names, limits)},
                      "reason": "differs and cannot be changed on every host"}
                 )
             continue
         value = 0
         for f in reg.fields:
-            fv, per_host = _field_value(f, views, name)
+            fv, per_host = _field_value(f, views, host_names, name)
             if fv is None:
                 result.conflicts.append(
                     {"register": name, "field": f.name, "hosts": per_host,
@@ -145,7 +147,7 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
             del regs[name]
             result.conflicts.append(
                 {"register": name, "field": None, "reason": "AArch32 ID registers differ while AArch32 stays enabled",
-                 "hosts": {v.snapshot.host: f"0x{v.registers[name].limit:016x}" for v in views}}
+                 "hosts": {h: f"0x{v.registers[name].limit:016x}" for h, v in zip(host_names, views)}}
             )
     if regs.get("CLIDR_EL1") == -2:
         ctr = regs.get("CTR_EL0", 0)

@@ -11,6 +11,7 @@ drops (the guest would not see the value, so the definition is not realizable).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from arm_cpu_filter.engine.hostview import (
@@ -24,7 +25,8 @@ from arm_cpu_filter.engine.hostview import (
     RegisterView,
     host_view,
 )
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.engine.setters import refusal
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
 
@@ -61,10 +63,6 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {"usable": self.usable, "blockers": [b.to_dict() for b in self.blockers]}
 
-    @property
-    def blocked_registers(self) -> set[str]:
-        return {b.register for b in self.blockers if b.register}
-
 
 def field_accepts(f: Field, v: int, lim: int) -> bool:
     """``arm64_ftr_safe_value(v, lim) == v`` (raw field values)."""
@@ -83,30 +81,12 @@ def field_accepts(f: Field, v: int, lim: int) -> bool:
     return False
 
 
-def _setter_refuses(f: Field, v: int, view: HostView) -> str | None:
-    """Rules of KVM's custom setters beyond the generic check (None: no objection)."""
-    name = f.qualname
-    if name == "ID_AA64DFR0_EL1.DebugVer" and v < 6:
-        return "KVM refuses DebugVer below Armv8 (6)"
-    if name in ("ID_AA64DFR0_EL1.PMUVer", "ID_DFR0_EL1.PerfMon") and v == 0xF:
-        return "KVM stores an IMPLEMENTATION DEFINED PMU (0xF) as 0: the guest would not see it"
-    if name == "ID_DFR0_EL1.PerfMon" and v in (1, 2):
-        return "KVM refuses a pre-PMUv3 PerfMon (1, 2)"
-    if name == "ID_DFR0_EL1.CopDbg" and v < 6:
-        return "KVM refuses CopDbg below Armv8 (6)"
-    if name in ("ID_AA64PFR0_EL1.EL0", "ID_AA64PFR0_EL1.EL1") and v == 0 and not view.el0_el1_zero_ok:
-        return f"kernel {view.snapshot.kernel} refuses {f.name} = 0 (no AArch64 at that level)"
-    if name == "CTR_EL0.L1Ip" and v in (0, 1):
-        return "KVM refuses the reserved L1Ip values (VPIPT, AIVIVT)"
-    return None
-
-
 def supported_raws(f: Field, rv: RegisterView, view: HostView) -> list[int]:
     """Raw values of field ``f`` this host accepts, lowest first (wide fields: host value only)."""
     lim = f.extract(rv.limit)
     if rv.kind == GENERIC and f in rv.checked and f.width <= 8:
         values = [
-            v for v in range(f.max + 1) if field_accepts(f, v, lim) and _setter_refuses(f, v, view) is None
+            v for v in range(f.max + 1) if field_accepts(f, v, lim) and refusal(f, v, view.snapshot) is None
         ]
         return sorted(values, key=f.ordinal)
     if rv.kind == IMPL_ID and view.writable_impl_id_regs and f.width <= 8:
@@ -114,7 +94,11 @@ def supported_raws(f: Field, rv: RegisterView, view: HostView) -> list[int]:
     return [lim]
 
 
-def _fmt(f: Field, raws: list[int]) -> tuple[str, ...]:
+@lru_cache(maxsize=4096)
+def _supported_text(f: Field, register: str, view: HostView) -> tuple[str, ...]:
+    """The formatted values of ``f`` the host accepts (a blocked catalog asks for the same few
+    fields again and again; bounded, keyed by the view's identity)."""
+    raws = supported_raws(f, view.registers[register], view)
     prop = properties().for_field(f) if f.qualname in properties().by_field else None
     if prop is None or len(prop.fields) > 1:
         return tuple(str(r) for r in raws)
@@ -129,17 +113,13 @@ def _blocker(f: Field, v: int, rv: RegisterView, view: HostView, reason: str) ->
         requested, host = prop.format((f.extract(v),)), prop.format((lim,))
     else:
         requested, host = str(f.extract(v)), str(lim)
-    key = (rv.name, f.name)
-    supported = view.supported.get(key)
-    if supported is None:
-        supported = view.supported[key] = _fmt(f, supported_raws(f, rv, view))
     return Blocker(
         rv.name,
         f.name,
-        prop.name if prop else f"SYSREG_{rv.name}_{f.name}",
+        prop.name if prop else raw_name(rv.name, f.name),
         requested,
         host,
-        supported,
+        _supported_text(f, rv.name, view),
         reason,
     )
 
@@ -169,7 +149,7 @@ def _check_generic(v: int, rv: RegisterView, view: HostView) -> list[Blocker]:
         if not field_accepts(f, fv, f.extract(rv.limit)):
             out.append(_blocker(f, v, rv, view, f"{f.policy} field: host offers {f.extract(rv.limit)}"))
             continue
-        why = _setter_refuses(f, fv, view)
+        why = refusal(f, fv, view.snapshot)
         if why:
             out.append(_blocker(f, v, rv, view, why))
     if (v ^ rv.limit) & ~rv.checked_mask:
