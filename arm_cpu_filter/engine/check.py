@@ -7,6 +7,7 @@ whole register file); the blockers of a refused definition from the reference ru
 
 from __future__ import annotations
 
+from arm_cpu_filter.engine.cache import BoundedCache
 from arm_cpu_filter.engine.compiled import is_usable
 from arm_cpu_filter.engine.rule import (
     Blocker,
@@ -21,10 +22,16 @@ from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 __all__ = ["Blocker", "CheckResult", "check", "check_register", "field_accepts", "supported_raws"]
 
 USABLE = CheckResult(True)
+#: refusals of the last 4096 (definition, host) objects: building blockers costs ~1 ms
+_refused: BoundedCache[CheckResult] = BoundedCache(4096)
 
 
 def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:
     """Is ``definition`` realizable on ``host``? Blockers say exactly where it is not."""
     if is_usable(definition, host):
         return USABLE
-    return reference_check(definition, host)
+    key = (definition, host)
+    result = _refused.get(key)
+    if result is None:
+        result = _refused.put(key, reference_check(definition, host))
+    return result
