@@ -8,7 +8,8 @@ whole register file); the blockers of a refused definition from the reference ru
 from __future__ import annotations
 
 from arm_cpu_filter.engine.cache import BoundedCache
-from arm_cpu_filter.engine.compiled import is_usable
+from arm_cpu_filter.engine.compiled import clear_compiled, is_usable
+from arm_cpu_filter.engine.hostview import clear_views
 from arm_cpu_filter.engine.rule import (
     Blocker,
     CheckResult,
@@ -35,3 +36,11 @@ def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:
     if result is None:
         result = _refused.put(key, reference_check(definition, host))
     return result
+
+
+def clear_caches() -> None:
+    """Forget every compiled host and definition, host view and cached refusal (for measuring a
+    first check on a host never seen; a long-lived process never needs it)."""
+    clear_compiled()
+    clear_views()
+    _refused.clear()

@@ -279,11 +279,7 @@ def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
     return _compiled(host, features).accepts(definition)
 
 
-def clear_caches() -> None:
-    """Forget every compiled host, register chunk, packed definition and host view (for
-    measuring a first check; a long-lived process never needs it)."""
-    from arm_cpu_filter.engine.check import _refused
-    from arm_cpu_filter.engine.hostview import _views
-
-    for c in (_compiled, _chunks, _spreads, _layouts, _views, _refused):
+def clear_compiled() -> None:
+    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``)."""
+    for c in (_compiled, _chunks, _spreads, _layouts):
         c.clear()

@@ -107,3 +107,8 @@ def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
 
 #: bounded: 4096 snapshot objects and 4096 distinct snapshot contents (see ``SnapshotCache``)
 _views: SnapshotCache[HostView] = SnapshotCache(lambda snap, features: build_view(snap, features & snap.vcpu_features))
+
+
+def clear_views() -> None:
+    """Forget every host view (``check.clear_caches``)."""
+    _views.clear()

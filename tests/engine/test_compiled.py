@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arm_cpu_filter.bench.reference import MAX_612
 from arm_cpu_filter.engine.check import check
 from arm_cpu_filter.engine.compiled import is_usable
 from arm_cpu_filter.engine.rule import reference_check
 from arm_cpu_filter.samples import sample_hosts
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
+from arm_cpu_filter.testing.bench.reference import MAX_612
 from tests.conftest import make_host
 from tools.lab import build, corpus
 

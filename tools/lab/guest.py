@@ -38,7 +38,7 @@ def timing(job: dict) -> dict:
     (the ioctls of the agent), and the engine's check of a definition against asking KVM by
     trial (scratch VM + vCPU + writes + read-backs) for the same definition."""
     from arm_cpu_filter.engine import check
-    from arm_cpu_filter.engine.compiled import clear_caches
+    from arm_cpu_filter.engine.check import clear_caches
     from arm_cpu_filter.kvm import probe_definition, read_snapshot
     from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 
