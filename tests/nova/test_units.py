@@ -8,14 +8,16 @@ than ``max_snapshot_age`` and one that never published."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import uuid
+from pathlib import Path
 
+import nova
 import pytest
 from faultkit import plugin_options
 from nova import objects
 from nova.scheduler import weights
-from nova.tests.unit.scheduler.fakes import FakeHostState
 
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.scheduler.filters import ArmCpuModelFilter
@@ -24,6 +26,21 @@ from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import open_store
 
 objects.register_all()
+
+
+def _nova_fakes():
+    """Nova's own ``nova/tests/unit/scheduler/fakes.py``, loaded by path: importing it as
+    ``nova.tests.unit...`` would run ``nova/tests/unit/__init__.py``, which monkey-patches the
+    whole pytest process with eventlet (later tests' threads would then deadlock)."""
+    path = Path(nova.__file__).parent / "tests" / "unit" / "scheduler" / "fakes.py"
+    spec = importlib.util.spec_from_file_location("nova_scheduler_fakes", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FakeHostState = _nova_fakes().FakeHostState
 
 FRESH = {"g2-a": "graviton2", "g2-b": "graviton2", "altra": "altra", "g3": "graviton3", "g4": "graviton4"}
 STALE, NO_DATA = "g2-stale", "never-published"
@@ -100,3 +117,9 @@ def test_fail_closed(store):
     # a move whose source never published and is not recorded: nothing to compare with
     orphan = spec(ignore_hosts=[NO_DATA])
     assert passing(orphan) == [] and weights_of(orphan) == ZERO
+
+
+def test_loading_novas_fakes_leaves_the_process_unpatched():
+    import eventlet.patcher
+
+    assert not eventlet.patcher.is_monkey_patched("thread")  # later tests start real threads
