@@ -214,13 +214,13 @@ def test_injected_errors_never_reach_nova(sandbox, fleet_store, monkeypatch, cap
 
 def test_decisions_are_cached_per_fingerprint_pair(sandbox, fleet_store, monkeypatch):
     calls = []
-    real = fleet_mod.check
+    real = fleet_mod.accepts
 
     def counting(d, s):
         calls.append((d.fingerprint, s.fingerprint))
         return real(d, s)
 
-    monkeypatch.setattr(fleet_mod, "check", counting)
+    monkeypatch.setattr(fleet_mod, "accepts", counting)
     hm = sandbox.host_manager
     spec = sandbox.request_spec({"arm_cpu:model": "altra-v1"})
     assert sorted(h.host for h in hm.get_filtered_hosts(sandbox.host_states(spec), spec)) == ["altra-a", "g2-a"]
