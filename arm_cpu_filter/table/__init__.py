@@ -136,6 +136,7 @@ class RegisterTable:
     registers: tuple[Register, ...]
     inputs: dict
     by_name: dict[str, Register] = field(init=False, repr=False)
+    by_encoding: dict[tuple[int, int, int, int, int], Register] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names: dict[str, Register] = {}
@@ -143,6 +144,7 @@ class RegisterTable:
             names[r.name] = r
             names.setdefault(short_name(r.name), r)
         object.__setattr__(self, "by_name", names)
+        object.__setattr__(self, "by_encoding", {r.encoding: r for r in self.registers})
 
     def register(self, name: str) -> Register:
         """Look a register up by its kernel name (``ID_AA64ISAR0_EL1``) or short name."""
