@@ -121,6 +121,15 @@ def _on(definition: CpuDefinition, source: HostSnapshot, passthrough: bool) -> R
     )
 
 
+def moved(vm: RunningVm, destination: HostSnapshot) -> RunningVm:
+    """``vm`` after a successful move onto ``destination``: the guest sees the same CPU, but its
+    saved state now holds the destination's register list (QEMU keeps the destination's own list)."""
+    facts = destination.vcpu_facts
+    features = vm.definition.vcpu_features
+    return replace(vm, source=destination.host, source_kernel=destination.kernel,
+                   register_list=facts.register_list(features) if facts else None)
+
+
 def migrate(vm: RunningVm, destination: HostSnapshot) -> MigrationResult:
     """Blockers of every kind for moving ``vm`` onto ``destination`` (none: the move succeeds)."""
     facts = destination.vcpu_facts

@@ -10,7 +10,6 @@ import dataclasses
 
 import pytest
 
-from arm_cpu_filter.engine.hostview import hidden_mask
 from arm_cpu_filter.engine.migrate import (
     FEATURES,
     ID_REGISTERS,
@@ -25,29 +24,8 @@ from arm_cpu_filter.engine.migrate import (
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.snapshot import HostSnapshot
-from arm_cpu_filter.snapshot.vcpu_facts import VcpuFacts, feature_key
-
-#: Enough of a register list to tell kernels apart: TCR2_EL1 (S3_0_C2_C0_3) went away in 6.13.
-BASE_LIST = ["0x6030000000100000", "S3_0_C0_C4_0", "S3_0_C0_C6_0", "S3_0_C2_C0_3", "S3_3_C9_C12_0"]
-SVE_EXTRA = ["S3_0_C1_C2_0", "0x6080000000150000"]
-
-
-def with_facts(snap: HostSnapshot, *, host: str | None = None, kernel: str | None = None, drop: tuple[str, ...] = (),
-               vls: tuple[int, ...] = (128, 256), pmu: int = 6, features: frozenset[str] | None = None) -> HostSnapshot:
-    """``snap`` as a format-2 snapshot, optionally with fewer vCPU features (a kernel without SVE...)."""
-    offered = snap.vcpu_features if features is None else features
-    regs = {n: v & ~hidden_mask(n, offered) for n, v in snap.registers.items()}
-    lists = {}
-    for fs in (offered, offered - {"sve"}, offered - {"pmu-v3"}):
-        entries = BASE_LIST + (SVE_EXTRA if "sve" in fs else [])
-        lists[feature_key(fs)] = [e for e in entries if e not in drop]
-    data = {**snap.to_dict(), "format": 2, "registers": {n: f"0x{v:016x}" for n, v in regs.items()},
-            "vcpu_features": sorted(offered), "host": host or snap.host, "kernel": kernel or snap.kernel,
-            "kvm": {"default_vcpu_features": sorted(offered), "register_lists": lists,
-                    "sve_vector_lengths": list(vls) if "sve" in offered else [], "ipa_limit": 48,
-                    "pmu_counters": pmu, "pmu_counters_writable": True, "page_size": 4096}}
-    return HostSnapshot.from_dict(data)
-
+from arm_cpu_filter.snapshot.vcpu_facts import VcpuFacts
+from tests.engine.vmfacts import with_facts
 
 G3 = sample_host("graviton3")
 
@@ -145,3 +123,15 @@ def test_format_2_round_trips_and_the_fingerprint_covers_the_facts():
     assert with_facts(G3, pmu=5).fingerprint != a.fingerprint
     assert isinstance(a.vcpu_facts, VcpuFacts) and a.to_dict()["format"] == 2
     assert dataclasses.replace(a, vcpu_facts=None).to_dict()["format"] == 1
+
+
+def test_a_vm_moved_onto_an_upgraded_kernel_cannot_move_back():
+    from arm_cpu_filter.engine.migrate import moved
+
+    old = with_facts(G3, host="old", kernel="6.12.95", drop=("S3_3_C9_C12_0",))
+    new = with_facts(G3, host="new", kernel="7.3.4")
+    vm = passthrough_vm(old)
+    assert migrate(vm, new).ok
+    back = migrate(moved(vm, new), old)
+    assert [(b.kind, b.subject) for b in back.blockers] == [(REGISTER_LIST, "S3_3_C9_C12_0")]
+    assert "destination kernel 6.12.95 has no S3_3_C9_C12_0" in back.blockers[0].reason
