@@ -2,14 +2,15 @@
 
 ``check`` (KVM's acceptance rule), ``supported`` (per property, what a host accepts),
 ``compare`` (s390x-style relation of two CPUs), ``baseline`` (the richest definition a
-pool of hosts shares) and ``fix`` (the smallest override set that makes a definition usable).
+pool of hosts shares), ``fix`` (the smallest override set that makes a definition usable) and
+``fix_model`` (the same at a named model's level, in the properties a flavor uses).
 """
 
 from arm_cpu_filter.engine.baseline import BaselineResult, baseline
 from arm_cpu_filter.engine.check import Blocker, CheckResult, check
 from arm_cpu_filter.engine.compare import CompareResult, compare
 from arm_cpu_filter.engine.fix import fix
-from arm_cpu_filter.engine.modelfix import fix_model
+from arm_cpu_filter.engine.modelfix import ModelFix, fix_model
 from arm_cpu_filter.engine.supported import supported
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Blocker",
     "CheckResult",
     "CompareResult",
+    "ModelFix",
     "baseline",
     "check",
     "compare",

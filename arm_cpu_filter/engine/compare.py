@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition
 from arm_cpu_filter.table import HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
 
@@ -66,7 +66,7 @@ def compare(a: CpuDefinition, b: CpuDefinition) -> CompareResult:
             if va == vb:
                 continue
             prop = props.by_field.get(f.qualname)
-            key = prop.name if prop and len(prop.fields) == 1 else f"SYSREG_{name}_{f.name}"
+            key = prop.name if prop and len(prop.fields) == 1 else raw_name(name, f.name)
             fa = prop.format((va,)) if prop and len(prop.fields) == 1 else str(va)
             fb = prop.format((vb,)) if prop and len(prop.fields) == 1 else str(vb)
             diffs[key] = (fa, fb, _order(f, va, vb))

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from arm_cpu_filter.engine.check import CheckResult, check, supported_raws
 from arm_cpu_filter.engine.hostview import host_view
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
-from arm_cpu_filter.table import load_table
+from arm_cpu_filter.table import Field, load_table
+
+
+def nearest_accepted(f: Field, accepted: list[int], wanted: int) -> int:
+    """The highest of ``accepted`` (raw values, lowest first) not above ``wanted`` in KVM's order,
+    else the lowest: a fix keeps as much of what the definition asked for as the host takes."""
+    below = [c for c in accepted if f.ordinal(c) <= f.ordinal(wanted)]
+    return below[-1] if below else accepted[0]
 
 
 def fix(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult | None = None) -> dict[str, str] | None:
@@ -29,12 +36,10 @@ def fix(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult | No
         choices = supported_raws(f, rv, view)
         if len(choices) <= 1 and choices[:1] != [f.extract(rv.limit)]:
             return None
-        want = f.ordinal(f.extract(regs[b.register]))
-        below = [c for c in choices if f.ordinal(c) <= want]
-        value = below[-1] if below else choices[0]
+        value = nearest_accepted(f, choices, f.extract(regs[b.register]))
         regs[b.register] = f.insert(regs[b.register], value)
         prop = props.by_field.get(f.qualname)
-        touched.add(prop.name if prop else f"SYSREG_{b.register}_{f.name}")
+        touched.add(prop.name if prop else raw_name(b.register, f.name))
     fixed = CpuDefinition(regs, definition.vcpu_features)
     if not check(fixed, host).usable:
         return None

@@ -1,22 +1,28 @@
-"""``fix_model(spec, host)``: the smallest ``MODEL,PROP=VAL,...`` that is usable on a host.
+"""``fix_model(spec, host)``: the overrides a ``MODEL[,PROP=VAL...]`` needs to be usable on a host.
 
 Works at the model's level, so the answer uses the names people write in a flavor: a blocked
-gated field KVM does not let userspace write (pointer auth, PFR0.SVE) or a vCPU feature the host lacks turns its composite off;
-AArch32 ID registers of a host without AArch32 EL0 become ``feat_EL0=aarch64`` (the model then
-carries no AArch32 registers); any other blocked field takes the highest value the host
-accepts, under its property name.  Each candidate is verified by realizing and checking; the
-set is then pruned to a minimal one.
+gated field KVM does not let userspace write (pointer auth, PFR0.SVE) or a vCPU feature the host
+lacks turns its composite off; AArch32 ID registers of a host without AArch32 EL0 become
+``feat_EL0=aarch64`` (the model then carries no AArch32 registers); any other blocked field
+takes the highest value the host accepts below the model's, under its property name.  Each
+candidate set is verified by realizing and checking; a usable set is then pruned until no
+override can be dropped (minimal, not necessarily the fewest possible).
 
-This module uses the engine (layer 4) lazily: a model-level convenience over ``check``.
+It lives in the engine, not in ``models``, because it needs ``check`` (layer 4).
 """
 
 from __future__ import annotations
 
-from arm_cpu_filter.engine.check import check, supported_raws
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from arm_cpu_filter.engine.check import Blocker, CheckResult, check, supported_raws
+from arm_cpu_filter.engine.fix import nearest_accepted
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
+from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.models.realization import composite_masks, parse_spec, realize_model
 from arm_cpu_filter.models.registry import composite_spec
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
 
@@ -33,13 +39,13 @@ def _composite_of(register: str, field: str | None, feature: str | None = None) 
     return next((c for c, regs in composite_masks().items() if regs.get(register, 0) & mask), None)
 
 
-def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str] | None:
-    """Overrides that lift the current blockers (None: some blocker cannot be lifted)."""
+def _candidates(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult) -> dict[str, str] | None:
+    """Overrides that lift ``verdict``'s blockers (None: some blocker cannot be lifted)."""
 
     props = properties()
     view = host_view(host, definition.vcpu_features)
     out: dict[str, str] = {}
-    for b in check(definition, host).blockers:
+    for b in verdict.blockers:
         if b.property == "vcpu_features":
             comp = _composite_of("", None, b.field)
             if comp is None:
@@ -59,10 +65,7 @@ def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str]
             continue
         if f not in rv.checked:
             return None  # not writable on this host (or an implementation ID): no override helps
-        choices = supported_raws(f, rv, view)
-        want = f.ordinal(f.extract(definition.registers[b.register]))
-        below = [c for c in choices if f.ordinal(c) <= want]
-        value = below[-1] if below else choices[0]
+        value = nearest_accepted(f, supported_raws(f, rv, view), f.extract(definition.registers[b.register]))
         prop = props.by_field.get(f.qualname)
         if prop is not None and len(prop.fields) == 1:
             out[prop.name] = prop.format((value,))
@@ -71,31 +74,69 @@ def _candidates(definition: CpuDefinition, host: HostSnapshot) -> dict[str, str]
             regs[b.register] = f.insert(regs[b.register], value)
             out[prop.name] = prop.read(regs)
         else:
-            out[f"SYSREG_{b.register}_{f.name}"] = str(value)
+            out[raw_name(b.register, f.name)] = str(value)
     return out
 
 
-def fix_model(spec: str, host: HostSnapshot) -> str | None:
-    """``spec`` plus the fewest overrides that make it usable on ``host``; ``spec`` itself if it
-    already is; None if no override set through writable fields and composites exists."""
+@dataclass(frozen=True)
+class ModelFix:
+    """``fix_model``'s answer: the model, the caller's overrides and what the fix adds.
+
+    ``blocked`` is empty iff ``spec`` is usable on the host; otherwise no override set was
+    found, and ``blocked`` lists what still blocks after every override that helped
+    (``changes``), so ``check(realize(spec), host).blockers == blocked`` either way.
+    """
+
+    model: str
+    given: Mapping[str, str]
+    #: The fix alone: properties it adds or whose given value it replaces, in the order found.
+    changes: Mapping[str, str]
+    blocked: tuple[Blocker, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return not self.blocked
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """Every override of the fixed CPU: the given ones (replaced values in place), then the new."""
+        return {**self.given, **self.changes}
+
+    @property
+    def spec(self) -> str:
+        """``MODEL,PROP=VAL,...`` of the fixed CPU (each property once, so ``realize`` takes it)."""
+        return ",".join([self.model, *(f"{k}={v}" for k, v in self.overrides.items())])
+
+
+def fix_model(spec: str, host: HostSnapshot) -> ModelFix:
+    """The overrides that make ``spec`` usable on ``host`` (``changes`` empty when it already
+    is), or, when no set through writable fields and composites exists, what stays blocked."""
 
     name, given = parse_spec(spec)
     extra: dict[str, str] = {}
-    for _ in range(_ROUNDS):
+    for round_ in range(_ROUNDS):
         definition = realize_model(name, {**given, **extra})
-        if check(definition, host).usable:
-            break
-        more = _candidates(definition, host)
+        verdict = check(definition, host)
+        if verdict.usable:
+            return ModelFix(name, given, _pruned(name, given, extra, host))
+        more = _candidates(definition, host, verdict) if round_ < _ROUNDS - 1 else None
         if not more or all(extra.get(k) == v for k, v in more.items()):
-            return None
+            return ModelFix(name, given, _changes(given, extra), verdict.blockers)
         extra.update(more)
-    else:
-        return None
-    for key in list(extra):  # prune: drop every override the verdict does not need
+    raise AssertionError("unreachable: the last round returns")
+
+
+def _pruned(name: str, given: dict[str, str], extra: dict[str, str], host: HostSnapshot) -> dict[str, str]:
+    """``extra`` minus every override the verdict does not need."""
+    for key in list(extra):
         trial = {k: v for k, v in extra.items() if k != key}
         try:
             if check(realize_model(name, {**given, **trial}), host).usable:
                 extra = trial
-        except ValueError:
+        except InputError:  # e.g. a gated field override without its composite: keep the key
             continue
-    return ",".join([spec.strip()] + [f"{k}={v}" for k, v in extra.items()])
+    return _changes(given, extra)
+
+
+def _changes(given: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in extra.items() if given.get(k) != v}

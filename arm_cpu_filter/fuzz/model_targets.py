@@ -206,6 +206,6 @@ class ModelSpecTarget(Target):
             if check(definition, host).usable:
                 continue
             fixed = fix_model(spec, host)
-            if fixed is not None and not check(realize(fixed), host).usable:
-                raise AssertionError(f"fix_model's {fixed!r} is not usable on {host.host}")
+            if fixed.usable and not check(realize(fixed.spec), host).usable:
+                raise AssertionError(f"fix_model's {fixed.spec!r} is not usable on {host.host}")
         return None

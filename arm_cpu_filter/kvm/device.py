@@ -126,7 +126,7 @@ def set_reg(vcpu_fd: int, reg_id: int, value: int) -> None:
 def writable_masks(vm_fd: int) -> list[int] | None:
     """The 192-entry feature-ID writable-mask array, or None before Linux 6.7."""
     buf = array.array("Q", [0] * k.WRITABLE_MASKS_COUNT)
-    arg = struct.pack(k.REG_MASK_RANGE, buf.buffer_info()[0], 0, *([0] * 13))
+    arg = struct.pack(k.REG_MASK_RANGE, buf.buffer_info()[0], k.FEATURE_ID_RANGE, *([0] * 13))
     try:
         fcntl.ioctl(vm_fd, k.KVM_ARM_GET_REG_WRITABLE_MASKS, arg)
     except OSError as e:

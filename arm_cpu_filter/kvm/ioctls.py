@@ -47,15 +47,18 @@ CAP_ARM_PTRAUTH_GENERIC = 172
 CAP_ARM_SUPPORTED_REG_MASK_RANGES = 230  # bit 0 = KVM_ARM_GET_REG_WRITABLE_MASKS (Linux 6.7+)
 CAP_ARM_WRITABLE_IMP_ID_REGS = 239  # MIDR/REVIDR/AIDR writable if enabled before KVM_CREATE_VCPU (6.15+)
 
-# KVM_ARM_VCPU_INIT feature bits (features[0]) and KVM_ARM_VCPU_FINALIZE argument
-VCPU_PSCI_0_2 = 2
-VCPU_PMU_V3 = 3
-VCPU_SVE = 4
-VCPU_PTRAUTH_ADDRESS = 5
-VCPU_PTRAUTH_GENERIC = 6
-FINALIZE_SVE = 4
+# KVM_ARM_VCPU_INIT feature bits (features[0]): KVM_ARM_VCPU_* in arch/arm64/include/uapi/asm/kvm.h.
+# They live here, not in the register table: only the code that issues KVM_ARM_VCPU_INIT needs the
+# numbers; the table (table/data/vcpu-features.toml) keeps what the engine needs, each feature's name
+# and the ID-register fields KVM hides without it. tests/lab/test_kvm_abi.py checks the names agree.
+VCPU_PSCI_0_2 = 2  # KVM_ARM_VCPU_PSCI_0_2
+VCPU_PMU_V3 = 3  # KVM_ARM_VCPU_PMU_V3
+VCPU_SVE = 4  # KVM_ARM_VCPU_SVE
+VCPU_PTRAUTH_ADDRESS = 5  # KVM_ARM_VCPU_PTRAUTH_ADDRESS
+VCPU_PTRAUTH_GENERIC = 6  # KVM_ARM_VCPU_PTRAUTH_GENERIC
+FINALIZE_SVE = 4  # KVM_ARM_VCPU_FINALIZE argument: KVM_ARM_VCPU_SVE
 
-# HostSnapshot vcpu_features names -> (feature bit, capability that allows it)
+# HostSnapshot vcpu_features names -> (feature bit, capability that allows it), in canonical order
 VCPU_FEATURES: dict[str, tuple[int, int]] = {
     "psci-0.2": (VCPU_PSCI_0_2, CAP_ARM_PSCI_0_2),
     "pmu-v3": (VCPU_PMU_V3, CAP_ARM_PMU_V3),
@@ -64,20 +67,33 @@ VCPU_FEATURES: dict[str, tuple[int, int]] = {
     "ptrauth-generic": (VCPU_PTRAUTH_GENERIC, CAP_ARM_PTRAUTH_GENERIC),
 }
 
-WRITABLE_MASKS_COUNT = 192  # u64 entries in the feature-ID range array
-SYSREG_ID_BASE = 0x6030000000130000  # KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG
+# ONE_REG ids of system registers (include/uapi/linux/kvm.h, arch/arm64/include/uapi/asm/kvm.h)
+KVM_REG_ARM64 = 0x6000000000000000  # KVM_REG_ARM64
+KVM_REG_SIZE_U64 = 0x0030000000000000  # KVM_REG_SIZE_U64
+KVM_REG_ARM64_SYSREG = 0x0013 << 16  # KVM_REG_ARM64_SYSREG (coprocessor field, bits 27:16)
+SYSREG_ID_BASE = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG  # 0x6030000000130000
+
+# Writable-masks array (arch/arm64/include/uapi/asm/kvm.h)
+FEATURE_ID_RANGE = 0  # KVM_ARM_FEATURE_ID_RANGE
+WRITABLE_MASKS_COUNT = 3 * 8 * 8  # KVM_ARM_FEATURE_ID_RANGE_SIZE: u64 entries
 
 
 def sysreg_id(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
-    """ONE_REG id of a system register."""
+    """ONE_REG id of a system register (ARM64_SYS_REG(): the KVM_REG_ARM64_SYSREG_*_SHIFT fields)."""
     return SYSREG_ID_BASE | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
 
 
 def mask_index(op0: int, op1: int, crn: int, crm: int, op2: int) -> int | None:
     """Index in the KVM_ARM_GET_REG_WRITABLE_MASKS array, None outside the feature-ID range.
 
-    The range is op0=3, op1 in {0,1,3}, CRn=0, CRm 0..7 (KVM's ARM64_FEATURE_ID_RANGE_IDX).
+    The range (sys_regs.c is_feature_id_reg()) is op0=3, op1 in {0,1,3}, CRn=0, CRm 0..7. The
+    index is the uapi macro KVM_ARM_FEATURE_ID_RANGE_IDX(): op1 & 3 with 3 counted as 2, then
+    (CRm & 7) and op2. The macro ignores op0, CRn and CRm's top bit, so it aliases encodings
+    outside the range onto entries of registers inside it (CRm 8 onto CRm 0): the range check
+    comes first.
     """
     if op0 != 3 or crn != 0 or crm > 7 or op1 not in (0, 1, 3):
         return None
-    return ((op1 & 3) - (op1 == 3)) << 6 | (crm & 7) << 3 | op2
+    o1 = op1 & 3
+    o1 -= o1 == 3
+    return o1 << 6 | (crm & 7) << 3 | op2

@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 
+from arm_cpu_filter.snapshot import HostSnapshot
+
 from . import device as dev
 from . import ioctls as k
 from .errors import KvmError
@@ -56,7 +58,7 @@ def read_snapshot(
     device: str = "/dev/kvm",
     enable_impl_id_regs: bool | None = None,
 ) -> dict:
-    """HostSnapshot format-1 dict of this host.
+    """HostSnapshot format-1 dict of this host (written by `HostSnapshot.to_dict`, the format's one writer).
 
     `features` restricts the vCPU features (default: every one offered). `enable_impl_id_regs`
     None = enable KVM_CAP_ARM_WRITABLE_IMP_ID_REGS when the kernel has it; False describes VMs
@@ -74,23 +76,20 @@ def read_snapshot(
             masks = dev.writable_masks(vm.vm) if has_masks else None
     finally:
         os.close(kvm)
-    snap: dict = {
-        "format": 1,
-        "host": host if host is not None else os.uname().nodename,
-        "kernel": os.uname().release,
-        "source": "kvm",
-        "vcpu_features": chosen,
-        "registers": {name: f"0x{v:016x}" for name, v in values.items()},
-    }
-    if masks is not None:
-        snap["writable_masks"] = {
-            r.name: f"0x{masks[r.mask_index]:016x}" for r in table_registers() if r.name in values and r.mask_index is not None
-        }
-    snap["capabilities"] = {
-        "writable_impl_id_regs": impl_id,
-        "writable_masks": masks is not None,
-    }
-    return snap
+    if masks is None:
+        writable = None
+    else:
+        writable = {r.name: masks[r.mask_index] for r in table_registers() if r.name in values and r.mask_index is not None}
+    snapshot = HostSnapshot(
+        host=host if host is not None else os.uname().nodename,
+        kernel=os.uname().release,
+        registers=values,
+        writable_masks=writable,
+        vcpu_features=frozenset(chosen),
+        capabilities={"writable_impl_id_regs": impl_id, "writable_masks": masks is not None},
+        source="kvm",
+    )
+    return snapshot.to_dict()
 
 
 def _read_registers(vcpu_fd: int) -> dict[str, int]:

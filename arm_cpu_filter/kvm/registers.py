@@ -1,4 +1,5 @@
-"""The registers the adapter reads and writes: the project's table, minus per-vCPU MPIDR_EL1."""
+"""The registers the adapter reads and writes: the project's table, minus per-vCPU MPIDR_EL1,
+with their KVM ONE_REG ids and writable-mask indexes (computed by `ioctls`, KVM's ABI)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import NamedTuple
 
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS
 from arm_cpu_filter.table import load_table
+
+from .ioctls import mask_index, sysreg_id
 
 
 class KvmRegister(NamedTuple):
@@ -18,7 +21,11 @@ class KvmRegister(NamedTuple):
 @cache
 def table_registers() -> tuple[KvmRegister, ...]:
     """Table order (the order snapshots list and probes write them)."""
-    return tuple(KvmRegister(r.name, r.kvm_id, r.mask_index) for r in load_table().registers if r.name not in PER_VCPU_REGISTERS)
+    return tuple(
+        KvmRegister(r.name, sysreg_id(*r.encoding), mask_index(*r.encoding))
+        for r in load_table().registers
+        if r.name not in PER_VCPU_REGISTERS
+    )
 
 
 def write_order(names: list[str]) -> list[str]:

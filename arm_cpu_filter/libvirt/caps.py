@@ -154,19 +154,18 @@ def _feature_delta(definition: CpuDefinition, props: Mapping[str, Mapping[str, A
 
 
 def _model_fix(name: str, host: HostSnapshot) -> dict[str, str] | None:
-    """A catalog model's fix as overrides its realization accepts (``models.fix_model``)."""
+    """A catalog model's fix as overrides its realization accepts (``engine.fix_model``)."""
     from arm_cpu_filter.engine import fix_model
-    from arm_cpu_filter.models import parse_spec
 
-    spec = fix_model(name, host)
-    return None if spec is None else parse_spec(spec)[1]
+    model_fix = fix_model(name, host)
+    return model_fix.overrides if model_fix.usable else None
 
 
 def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = None,
              vendors: Mapping[str, str] | None = None) -> CpuCaps:
     """The CPU capabilities of ``host`` for ``models`` (default: the whole catalog).
 
-    Catalog models get their fix from ``models.fix_model`` (overrides that realize); other
+    Catalog models get their fix from ``engine.fix_model`` (overrides that realize); other
     definitions from the engine's register-level ``fix``.
     ``vendors``: a model's declared vendor, used when its MIDR implementer is not a known one."""
     from_catalog = models is None

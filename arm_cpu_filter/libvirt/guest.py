@@ -16,7 +16,7 @@ from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.libvirt.xmlsafe import parse
 from arm_cpu_filter.models import realize
 from arm_cpu_filter.models.registry import composite_spec
-from arm_cpu_filter.properties import properties
+from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition
 from arm_cpu_filter.table import load_table
 
@@ -53,7 +53,7 @@ def overrides_of(model_name: str, definition: CpuDefinition) -> dict[str, str]:
             if not f.mask & diff:
                 continue
             prop = props.by_field.get(f.qualname)
-            name = prop.name if prop is not None else f"SYSREG_{reg}_{f.name}"
+            name = prop.name if prop is not None else raw_name(reg, f.name)
             overrides.setdefault(name, props.get(name).read(definition.registers))
     spec = _spec(model_name, overrides)
     if realize(spec).fingerprint != definition.fingerprint:

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.models.registry import Model, Setting, chain, composite_spec, parse_setting
-from arm_cpu_filter.snapshot import CpuDefinition
-from arm_cpu_filter.table import Field, Register, RegisterTable, load_table, vcpu_features
+from arm_cpu_filter.snapshot import CpuDefinition, has_aarch32_el0
+from arm_cpu_filter.table import Field, RegisterTable, load_table, vcpu_features
 
 #: Register kinds (table ``kvm``) whose fields without a kernel policy KVM always shows as 0.
 _KVM_ZERO_KINDS = frozenset({"writable", "filtered", "aa32", "aa32-filtered", "hidden", "unallocated", "sanitised"})
-_EL0 = "ID_AA64PFR0_EL1"
 
 
 @cache
@@ -54,17 +53,6 @@ def composite_masks() -> dict[str, dict[str, int]]:
                 masks[reg] = masks.get(reg, 0) | mask
         out[comp] = masks
     return out
-
-
-def has_aarch32_el0(regs: Mapping[str, int]) -> bool:
-    return (regs.get(_EL0, 0) & 0xF) >= 2
-
-
-def emitted(reg: Register, regs: Mapping[str, int]) -> bool:
-    """Does a model definition carry this register?"""
-    if reg.kvm == "absent":
-        return False
-    return not reg.aarch32 or has_aarch32_el0(regs)
 
 
 @dataclass(frozen=True)
@@ -207,11 +195,6 @@ def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
     if overrides:
         provenance["overrides"] = dict(overrides)
     return CpuDefinition(out, frozenset(features), name=canon, provenance=provenance)
-
-
-def field_setters(name: str) -> dict[str, tuple[str, str]]:
-    """Field qualname -> (model in the chain that set it, property it used)."""
-    return dict(base(name).setters)
 
 
 def fields_of(regs: Mapping[str, int], table: RegisterTable | None = None) -> dict[str, int]:

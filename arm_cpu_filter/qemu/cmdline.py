@@ -11,6 +11,7 @@ properties for them; a VMM must set them through KVM_CAP_ARM_WRITABLE_IMP_ID_REG
 
 from __future__ import annotations
 
+from arm_cpu_filter.properties import raw_name
 from arm_cpu_filter.snapshot import CpuDefinition
 from arm_cpu_filter.table import load_table, vcpu_features
 
@@ -37,5 +38,5 @@ def cpu_option(definition: CpuDefinition) -> str:
         for f in reg.fields:
             if f.policy is None or f.mask & switched.get(name, 0):
                 continue
-            parts.append(f"SYSREG_{name}_{f.name}={f.extract(value)}")
+            parts.append(f"{raw_name(name, f.name)}={f.extract(value)}")
     return ",".join(parts)

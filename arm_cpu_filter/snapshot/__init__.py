@@ -84,6 +84,13 @@ def _features(raw: Any, where: str) -> frozenset[str]:
     return frozenset(raw)
 
 
+def has_aarch32_el0(registers: Mapping[str, int]) -> bool:
+    """ID_AA64PFR0_EL1.EL0 >= 2 ("AArch32 at EL0") in a host's or a model's registers: the one
+    test of it (``HostSnapshot.aarch32_el0`` for hosts; realization for models)."""
+    pfr0 = registers.get("ID_AA64PFR0_EL1", 0)
+    return load_table().field("ID_AA64PFR0_EL1.EL0").extract(pfr0) >= 2
+
+
 def _hexmap(regs: Mapping[str, int]) -> dict[str, str]:
     return {name: f"0x{regs[name]:016x}" for name in sorted(regs)}
 
@@ -259,10 +266,9 @@ class HostSnapshot:
 
     @cached_property
     def aarch32_el0(self) -> bool:
-        """The host runs AArch32 at EL0 (ID_AA64PFR0_EL1.EL0 >= 2); without it KVM makes the
-        AArch32 ID registers RAZ/WI and a guest cannot use AArch32."""
-        pfr0 = self.registers.get("ID_AA64PFR0_EL1", 0)
-        return load_table().field("ID_AA64PFR0_EL1.EL0").extract(pfr0) >= 2
+        """The host runs AArch32 at EL0; without it KVM makes the AArch32 ID registers RAZ/WI
+        and a guest cannot use AArch32."""
+        return has_aarch32_el0(self.registers)
 
     def as_definition(self) -> CpuDefinition:
         """The CPU of a host-passthrough VM started on this host (every vCPU feature)."""

@@ -98,24 +98,6 @@ class Register:
         return (self.op0, self.op1, self.crn, self.crm, self.op2)
 
     @property
-    def kvm_id(self) -> int:
-        """The KVM_GET/SET_ONE_REG id of this register."""
-        return 0x6030000000130000 | self.op0 << 14 | self.op1 << 11 | self.crn << 7 | self.crm << 3 | self.op2
-
-    @property
-    def mask_index(self) -> int | None:
-        """Index into the KVM_ARM_GET_REG_WRITABLE_MASKS array (feature-ID range only)."""
-        if self.op0 != 3 or self.crn != 0 or (self.op1 & 3) == 2 or self.op1 not in (0, 1, 3):
-            return None
-        op1 = self.op1 & 3
-        return ((op1 - (op1 == 3)) << 6) | ((self.crm & 7) << 3) | self.op2
-
-    @property
-    def feature_id_space(self) -> bool:
-        """op0=3, op1=0, CRn=0, CRm=1..7: every encoding exists in KVM (unallocated ones are RAZ)."""
-        return self.op0 == 3 and self.op1 == 0 and self.crn == 0 and 1 <= self.crm <= 7
-
-    @property
     def implementation_id(self) -> bool:
         return self.kvm == "impl-id"
 
@@ -207,10 +189,10 @@ def load_table() -> RegisterTable:
 
 @dataclass(frozen=True, slots=True)
 class VcpuFeature:
-    """An optional KVM vCPU feature and the register bits KVM hides without it."""
+    """An optional KVM vCPU feature and the register bits KVM hides without it (its
+    KVM_ARM_VCPU_INIT bit is KVM ABI: ``kvm/ioctls.py``)."""
 
     name: str
-    bit: int
     group: str | None
     hides: dict[str, int]  # register -> mask of the hidden bits
 
@@ -229,5 +211,5 @@ def vcpu_features() -> dict[str, VcpuFeature]:
             reg = table.register(reg_name)
             mask = U64 if field_name == "*" else reg.field(field_name).mask
             hides[reg.name] = hides.get(reg.name, 0) | mask
-        out[name] = VcpuFeature(name, spec["bit"], spec.get("group"), hides)
+        out[name] = VcpuFeature(name, spec.get("group"), hides)
     return out

@@ -65,3 +65,33 @@ def test_expand_qemu_and_libvirt(capsys):
 def test_expand_errors_are_one_line_exit_2(capsys):
     rc, out, err = run(capsys, "expand", "graviton3-v1,feat_AES=fast")
     assert rc == 2 and out == "" and err.count("\n") == 1 and "feat_AES" in err
+
+
+def test_check_prints_only_the_fix_not_the_users_overrides(capsys):
+    rc, out, _ = run(capsys, "check", "graviton2-v1,hw_prop_DIC=on", "--host", "altra-7.3", "--format", "json")
+    assert rc == 1 and json.loads(out)["fix"] == {"hw_prop_DIC": "off"}
+
+
+def test_check_unknown_model_names_the_model(capsys):
+    rc, out, err = run(capsys, "check", "nosuch-v1", "--host", "graviton3")
+    assert rc == 2 and out == ""
+    assert err == "arm-cpu-filter check: error: unknown CPU model 'nosuch-v1' (see 'arm-cpu-filter models')\n"
+
+
+def test_compare_reports_a_bad_override_as_such(capsys):
+    rc, out, err = run(capsys, "compare", "graviton3-v1,feat_AES=bogus", "graviton3")
+    assert rc == 2 and out == ""
+    assert err == ("arm-cpu-filter compare: error: CPU model graviton3-v1: property feat_AES: "
+                   "invalid value 'bogus' (valid: off, aes, pmull)\n")
+
+
+def test_compare_unknown_name_says_what_was_expected(capsys):
+    rc, out, err = run(capsys, "compare", "nosuch", "graviton3")
+    assert rc == 2 and out == ""
+    assert err.startswith("arm-cpu-filter compare: error: 'nosuch' is not a file, a CPU model "
+                          "(see 'arm-cpu-filter models') or a sample host (a64fx, altra, ")
+
+
+def test_compare_a_model_with_a_sample_host(capsys):
+    rc, out, _ = run(capsys, "compare", "graviton3-v1", "graviton3", "--format", "json")
+    assert rc == 0 and json.loads(out)["result"] == "subset"

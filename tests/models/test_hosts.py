@@ -43,11 +43,11 @@ def test_v1_n2_differ_from_their_tcg_host_only_where_qemu_differs_from_silicon(c
     # QEMU's TCG V1/N2 use the IMPLEMENTATION DEFINED pointer-auth algorithm (API/GPI), silicon
     # and the TRM use QARMA5 (APA/GPA): pointer auth is not writable, so pauth=off is the fix.
     assert blockers(f"{cpu}-v1", lab("7.3", cpu)) == PAUTH
-    assert fix_model(f"{cpu}-v1", lab("7.3", cpu)) == f"{cpu}-v1,pauth=off"
+    assert fix_model(f"{cpu}-v1", lab("7.3", cpu)).spec == f"{cpu}-v1,pauth=off"
     # Linux 6.12 also passes the host's ID_AA64MMFR2_EL1.NV = 2 through (not writable); 7.3 forces 0,
     # which the model presents: no override set exists on 6.12 (a real kernel-upgrade break).
     assert blockers(f"{cpu}-v1", lab("6.12", cpu)) == PAUTH | {("ID_AA64MMFR2_EL1", "NV")}
-    assert fix_model(f"{cpu}-v1", lab("6.12", cpu)) is None
+    assert not fix_model(f"{cpu}-v1", lab("6.12", cpu)).usable
 
 
 def test_differing_midr_blocks_only_without_writable_impl_id_regs():
@@ -121,17 +121,17 @@ def test_graviton2_and_altra_differ_only_in_ctr_dic_and_revidr():
     assert {r for r in g2.registers if g2.registers[r] != alt.registers[r]} == {"CTR_EL0", "REVIDR_EL1", "CLIDR_EL1"}
     altra73, g273 = H.sample("altra-7.3"), H.sample("graviton2-7.3")
     if altra73 is not None and g273 is not None:
-        assert fix_model("graviton2-v1", altra73) == "graviton2-v1,hw_prop_DIC=off"
+        assert fix_model("graviton2-v1", altra73).spec == "graviton2-v1,hw_prop_DIC=off"
         assert check(realize("altra-v1"), g273).usable  # DIC 0 <= 1; REVIDR writable on 7.3
     if H.sample("altra") is not None:  # 6.12: REVIDR is not writable, so no override helps
-        assert fix_model("graviton2-v1", H.sample("altra")) is None
+        assert not fix_model("graviton2-v1", H.sample("altra")).usable
 
 
 @needs_ref
 def test_graviton3_to_graviton4_needs_sm3_sm4_off_and_no_aarch32_el0():
-    spec = fix_model("graviton3-v1", H.graviton4())
-    assert spec is not None and check(realize(spec), H.graviton4()).usable
-    overrides = dict(item.split("=") for item in spec.split(",")[1:])
+    model_fix = fix_model("graviton3-v1", H.graviton4())
+    spec, overrides = model_fix.spec, model_fix.changes
+    assert model_fix.usable and check(realize(spec), H.graviton4()).usable
     assert overrides["feat_SM3"] == "off" and overrides["feat_SM4"] == "off"
     assert overrides["feat_EL0"] == "aarch64"
     # the rest: pointer auth QARMA5 level 3 vs 5 (not writable), TGRAN*_2 0 vs 2 (7.3: only the
@@ -145,9 +145,9 @@ def test_graviton3_to_graviton4_needs_sm3_sm4_off_and_no_aarch32_el0():
 
 @needs_ref
 def test_neoverse_v1_on_grace_after_turning_off_tgran2_and_pauth():
-    spec = fix_model("neoverse-v1-v1", H.grace())
-    assert spec is not None and check(realize(spec), H.grace()).usable
-    overrides = dict(item.split("=") for item in spec.split(",")[1:])
+    model_fix = fix_model("neoverse-v1-v1", H.grace())
+    overrides = model_fix.changes
+    assert model_fix.usable and check(realize(model_fix.spec), H.grace()).usable
     assert overrides["pauth"] == "off"
     assert {overrides[f"hw_prop_TGRAN{g}_2"] for g in (4, 16, 64)} == {"off"}
     assert overrides["feat_EL0"] == "aarch64"  # V1 has AArch32 EL0, Neoverse V2 does not
@@ -159,10 +159,40 @@ def test_grace_on_graviton3_has_no_fix_on_real_kernels():
         if host is None:
             pytest.skip(f"sample {name} not bundled")
         assert not check(realize("grace-v1"), host).usable
-        assert fix_model("grace-v1", host) is None  # MIDR (6.12: not writable) / nothing writable (6.1)
+        assert not fix_model("grace-v1", host).usable  # MIDR (6.12: not writable) / nothing writable (6.1)
 
 
 @needs_ref
 def test_fix_model_returns_the_spec_itself_when_usable_and_verifies_its_answer():
-    assert fix_model("graviton3-v1", H.graviton3()) == "graviton3-v1"
-    assert fix_model("graviton3-v1,feat_AES=aes", H.graviton3()) == "graviton3-v1,feat_AES=aes"
+    assert fix_model("graviton3-v1", H.graviton3()).spec == "graviton3-v1"
+    assert fix_model("graviton3-v1", H.graviton3()).changes == {}
+    assert fix_model("graviton3-v1,feat_AES=aes", H.graviton3()).spec == "graviton3-v1,feat_AES=aes"
+
+
+def test_fix_model_replaces_a_given_override_instead_of_repeating_it():
+    altra73 = H.sample("altra-7.3")
+    if altra73 is None:
+        pytest.skip("sample altra-7.3 not bundled")
+    model_fix = fix_model("graviton2-v1,hw_prop_DIC=on", altra73)
+    assert model_fix.usable and model_fix.blocked == ()
+    assert model_fix.given == {"hw_prop_DIC": "on"}
+    assert model_fix.changes == {"hw_prop_DIC": "off"}
+    assert model_fix.overrides == {"hw_prop_DIC": "off"}
+    assert model_fix.spec == "graviton2-v1,hw_prop_DIC=off"  # each property once: realize takes it
+    assert check(realize(model_fix.spec), altra73).usable
+    # the user's override already is the fix: nothing to add
+    same = fix_model("graviton2-v1,hw_prop_DIC=off", altra73)
+    assert same.usable and same.changes == {} and same.spec == "graviton2-v1,hw_prop_DIC=off"
+
+
+def test_fix_model_without_a_fix_says_what_stays_blocked():
+    altra = H.sample("altra")
+    if altra is None:
+        pytest.skip("sample altra not bundled")
+    model_fix = fix_model("graviton2-v1", altra)
+    assert not model_fix.usable
+    # 6.12: REVIDR is not writable, so no override helps; DIC alone would be liftable
+    assert {(b.register, b.field) for b in model_fix.blocked} == {("REVIDR_EL1", None), ("CTR_EL0", "DIC")}
+    assert [b.to_dict() for b in check(realize(model_fix.spec), altra).blockers] == [
+        b.to_dict() for b in model_fix.blocked
+    ]

@@ -81,9 +81,9 @@ def fixed_definitions(kernel: str, host: str) -> dict[str, dict]:
     snap = HostSnapshot.from_dict(load_fixtures(kernel)["full"][host])
     out = {}
     for name in catalog_definitions():
-        spec = fix_model(name, snap)
-        if spec is not None and spec != name:
-            out[spec] = realize(spec).to_dict()
+        model_fix = fix_model(name, snap)
+        if model_fix.usable and model_fix.changes:
+            out[model_fix.spec] = realize(model_fix.spec).to_dict()
     return out
 
 

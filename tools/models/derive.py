@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from arm_cpu_filter.models.realization import base  # noqa: E402
 from arm_cpu_filter.properties import properties  # noqa: E402
+from arm_cpu_filter.snapshot import has_aarch32_el0  # noqa: E402
 from arm_cpu_filter.table import load_table  # noqa: E402
 
 #: Never drafted from a target: CLIDR_EL1 is derived from CTR_EL0 at realization (as KVM does);
@@ -33,7 +34,7 @@ def deltas(parent: str | None, target: dict[str, int], only: set[str] | None = N
     table, props = load_table(), properties()
     regs = dict(base(parent).regs) if parent else {r.name: r.default for r in table.registers}
     out: dict[str, str] = {}
-    aarch32 = (target.get("ID_AA64PFR0_EL1", regs["ID_AA64PFR0_EL1"]) & 0xF) >= 2
+    aarch32 = has_aarch32_el0({**regs, **target})
     whole = {p.fields[0].register: p for p in props if p.fields[0].width == 64}
     for reg in table.registers:
         if reg.aarch32 and not aarch32:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from arm_cpu_filter.errors import InputError  # noqa: E402
-from arm_cpu_filter.snapshot import HostSnapshot, dumps  # noqa: E402
+from arm_cpu_filter.snapshot import HostSnapshot, dumps, has_aarch32_el0  # noqa: E402
 from arm_cpu_filter.snapshot.files import atomic_write  # noqa: E402
 from arm_cpu_filter.table import U64, Register, load_table  # noqa: E402
 
@@ -262,7 +262,7 @@ def sanitise(b: Build, rules: dict[str, Any]) -> None:
     for rule in rules["rule"]:
         _field_rule(b, rule)
     pfr0 = b.registers.get("ID_AA64PFR0_EL1")
-    if pfr0 is not None and table.field("ID_AA64PFR0_EL1.EL0").extract(pfr0) < 2:
+    if pfr0 is not None and not has_aarch32_el0(b.registers):
         for reg in table.registers:
             if reg.aarch32:
                 kept = [table.field(q) for q in general["aarch32_raz_keep"] if q.startswith(reg.name + ".")]
@@ -331,12 +331,12 @@ def convert(name: str, spec: dict[str, Any], ref: Path, rules: dict[str, Any], m
         "registers": {n: f"0x{v:016x}" for n, v in b.registers.items()},
     }
     if kernel_masks is not None:
-        el0 = load_table().field("ID_AA64PFR0_EL1.EL0").extract(b.registers.get("ID_AA64PFR0_EL1", 2))
+        aarch32_el0 = "ID_AA64PFR0_EL1" not in b.registers or has_aarch32_el0(b.registers)
         out_masks = {}
         for n in b.registers:
             entry = kernel_masks["registers"].get(n)
             if entry is not None:
-                aa32_raz = el0 < 2 and load_table().register(n).aarch32
+                aa32_raz = not aarch32_el0 and load_table().register(n).aarch32
                 out_masks[n] = kernel_masks["aarch32_without_el0"] if aa32_raz else entry["mask"]
         snap["writable_masks"] = out_masks
         masks_note = (f"arm_cpu_filter/table/data/kvm-masks.toml [{b.series}]: {kernel_masks['measured']} "

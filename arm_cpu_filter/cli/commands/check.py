@@ -32,10 +32,8 @@ def run(args: argparse.Namespace) -> int:
         from arm_cpu_filter.engine import fix_model
 
         if args.model:  # model specs get model-level names (composites, properties)
-            spec = fix_model(args.model, host)
-            fix = None if spec is None else dict(
-                item.split("=", 1) for item in spec.split(",")[1:] if item not in args.model.split(",")
-            )
+            model_fix = fix_model(args.model, host)
+            fix = dict(model_fix.changes) if model_fix.usable else None
         else:
             fix = find_fix(definition, host)
         out["fix"] = fix

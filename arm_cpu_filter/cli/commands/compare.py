@@ -1,13 +1,18 @@
 """``compare A B``: identical / superset / subset / incompatible (s390x semantics), with the
-properties responsible.  A and B are definition or snapshot files, or MODEL[,PROP=VAL...]."""
+properties responsible.  A and B are definition or snapshot files, MODEL[,PROP=VAL...] or the
+name of a bundled sample host."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from arm_cpu_filter.cli import add_format
 from arm_cpu_filter.cli.output import emit_json, table
+
+if TYPE_CHECKING:
+    from arm_cpu_filter.snapshot import CpuDefinition
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,17 +23,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(spec: str):
-    from arm_cpu_filter.cli.loaders import definition_arg
+def _load(spec: str) -> CpuDefinition:
+    """A file, ``MODEL[,PROP=VAL...]`` (errors in the overrides are reported as such) or a sample host."""
+    from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
+    from arm_cpu_filter.errors import UnknownNameError
+    from arm_cpu_filter.models import catalog, parse_spec
+    from arm_cpu_filter.samples import sample_names
 
     if os.path.exists(spec):
         return definition_arg(path=spec)
-    try:
+    if parse_spec(spec)[0] in catalog():
         return definition_arg(spec)
-    except Exception:
-        from arm_cpu_filter.cli.loaders import snapshot_arg
-
+    if spec in sample_names():
         return snapshot_arg(spec).as_definition()
+    raise UnknownNameError(f"{spec!r} is not a file, a CPU model (see 'arm-cpu-filter models') "
+                           f"or a sample host ({', '.join(sample_names())})")
 
 
 def run(args: argparse.Namespace) -> int:
