@@ -24,12 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from arm_cpu_filter import logsafe
 from arm_cpu_filter.agent.domains import PASSTHROUGH, list_domains
 from arm_cpu_filter.agent.provider_config import write_provider_config
+from arm_cpu_filter.engine.catalog import usable_models
 from arm_cpu_filter.errors import ArmCpuFilterError
-from arm_cpu_filter.scheduler import logsafe
-from arm_cpu_filter.scheduler.catalog import usable_models
-from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
+from arm_cpu_filter.snapshot import HostSnapshot
+from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import HostRecord, HostStore
 
 LOG = logsafe.install(logging.getLogger("arm_cpu_filter.agent"))
@@ -87,12 +88,6 @@ class RoundReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def passthrough_definition(snapshot: HostSnapshot, host: str) -> CpuDefinition:
-    """What a host-passthrough guest on ``host`` sees, named after the compute host."""
-    d = snapshot.as_definition()
-    return dataclasses.replace(d, name=host, provenance={**d.provenance, "host-passthrough": host})
 
 
 def run_once(

@@ -5,14 +5,20 @@ trait per named model this host realizes to the compute node's resource provider
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from arm_cpu_filter.errors import ArmCpuFilterError
-from arm_cpu_filter.scheduler.catalog import trait_name
 from arm_cpu_filter.snapshot.files import atomic_write
 from arm_cpu_filter.store.files import makedirs
 
 SCHEMA_VERSION = "1.0"
+TRAIT_PREFIX = "CUSTOM_ARM_CPU_MODEL_"
+
+
+def trait_name(model: str) -> str:
+    """``grace-v1`` -> ``CUSTOM_ARM_CPU_MODEL_GRACE_V1`` (placement: ``CUSTOM_[A-Z0-9_]+``)."""
+    return TRAIT_PREFIX + re.sub(r"[^A-Z0-9]", "_", model.upper())
 
 
 def provider_config(models: list[str], host: str) -> str:

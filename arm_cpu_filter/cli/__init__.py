@@ -13,7 +13,8 @@ import pkgutil
 import sys
 
 from arm_cpu_filter import __version__
-from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.cli import commands
+from arm_cpu_filter.errors import ArmCpuFilterError, InputError
 
 EXIT_OK, EXIT_NOT_USABLE, EXIT_ERROR = 0, 1, 2
 
@@ -31,8 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from arm_cpu_filter.cli import commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
@@ -55,8 +54,6 @@ def add_store_url(parser: argparse.ArgumentParser) -> None:
 def store_url(args: argparse.Namespace, required: bool = True) -> str | None:
     """The store URL of a command: --store-url, else the environment; an error if required."""
     import os
-
-    from arm_cpu_filter.errors import InputError
 
     url = args.store_url or os.environ.get(STORE_URL_ENV) or None
     if url is None and required:

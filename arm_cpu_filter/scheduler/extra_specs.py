@@ -8,12 +8,12 @@ from nova import exception
 from nova.api.validation.extra_specs import base
 
 from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.models import catalog
+from arm_cpu_filter.properties import properties
 from arm_cpu_filter.scheduler.request import MODES, NAMESPACE
 
 
 def _model_names() -> list[str]:
-    from arm_cpu_filter.models import catalog
-
     return sorted(catalog())
 
 
@@ -22,8 +22,6 @@ class PropertyValidator(base.ExtraSpecValidator):
 
     def validate(self, name: str, value: str) -> None:
         super().validate(name, value)
-        from arm_cpu_filter.properties import properties
-
         prop_name = name.split(":", 1)[1]
         try:
             prop = properties().get(prop_name)

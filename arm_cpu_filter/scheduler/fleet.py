@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arm_cpu_filter.engine import check
 from arm_cpu_filter.errors import ArmCpuFilterError
@@ -33,6 +33,24 @@ class HostData:
     #: for problems whose text changes while they last, a stable name ("store": the store is
     #: unreadable, "stale"), so that the filter logs each such problem once per host
     kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """What one generation of store records implies; rebuilt when the generation changes.  The
+    two caches fill as requests ask (the snapshots they derive from never change within it)."""
+
+    generation: int = -1
+    #: fresh host -> snapshot fingerprint
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    #: the distinct fresh snapshots, by fingerprint
+    snapshots: dict[str, HostSnapshot] = field(default_factory=dict)
+    #: fingerprint -> how many fresh hosts have it
+    counts: Counter[str] = field(default_factory=Counter)
+    #: snapshot fingerprint -> share of fresh hosts accepting a passthrough VM started there
+    passthrough_shares: dict[str, float] = field(default_factory=dict)
+    #: definition fingerprint (None: any definition) -> the fresh hosts that accept it
+    accepting: dict[str | None, frozenset[str]] = field(default_factory=dict)
 
 
 def _age(seconds: float) -> str:
@@ -64,10 +82,7 @@ class Fleet:
         self._verdicts: dict[tuple[str, str], bool] = {}
         #: generation counter: derived per-fleet data (shares) is recomputed when it changes
         self.generation = 0
-        #: per generation: fresh host -> fingerprint, distinct snapshots, host counts, passthrough shares,
-        #: and per definition fingerprint the set of fresh hosts that accept it
-        self._derived: tuple[int, dict[str, str], dict[str, HostSnapshot], Counter[str], dict[str, float],
-                             dict[str | None, frozenset[str]]] = (-1, {}, {}, Counter(), {}, {})
+        self._derived = _Derived()
 
     # -- store view ------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
@@ -98,7 +113,7 @@ class Fleet:
     def fingerprints(self) -> dict[str, str]:
         """host -> snapshot fingerprint for every host whose data was fresh at the last read."""
         self._derive()
-        return self._derived[1]
+        return self._derived.fingerprints
 
     def host(self, name: str, now: float | None = None) -> HostData:
         """The snapshot of ``name`` if it is present, fresh and intact, else the problem."""
@@ -128,7 +143,7 @@ class Fleet:
 
     def _derive(self) -> None:
         records = self.records()
-        if self._derived[0] == self.generation:
+        if self._derived.generation == self.generation:
             return
         now = self._loaded_at or self.clock()
         fps: dict[str, str] = {}
@@ -143,18 +158,13 @@ class Fleet:
                 except Exception:  # host() reports it; the host is left out here
                     continue
             fps[name] = rec.fingerprint
-        self._derived = (self.generation, fps, by_fp, Counter(fps.values()), {}, {})
+        self._derived = _Derived(self.generation, fps, by_fp, Counter(fps.values()))
 
     def fresh(self) -> dict[str, HostSnapshot]:
         """Every host with usable data, by name."""
         self._derive()
-        by_fp = self._derived[2]
-        return {name: by_fp[fp] for name, fp in self._derived[1].items()}
-
-    def snapshot_of(self, fingerprint: str) -> HostSnapshot | None:
-        """A fresh host's snapshot by fingerprint (None: no fresh host has it)."""
-        self._derive()
-        return self._derived[2].get(fingerprint)
+        by_fp = self._derived.snapshots
+        return {name: by_fp[fp] for name, fp in self._derived.fingerprints.items()}
 
     # -- verdicts --------------------------------------------------------------------------
     def usable(self, definition: CpuDefinition, snapshot: HostSnapshot) -> bool:
@@ -171,23 +181,22 @@ class Fleet:
         """Names of the fresh hosts that accept ``definition`` (None: every fresh host)."""
         self._derive()
         key = None if definition is None else definition.fingerprint
-        cache = self._derived[5]
-        names = cache.get(key)
+        derived = self._derived
+        names = derived.accepting.get(key)
         if names is None:
-            by_fp = self._derived[2]
-            ok = {fp for fp, snap in by_fp.items() if definition is None or self.usable(definition, snap)}
-            names = cache[key] = frozenset(n for n, fp in self._derived[1].items() if fp in ok)
+            ok = {fp for fp, snap in derived.snapshots.items() if definition is None or self.usable(definition, snap)}
+            names = derived.accepting[key] = frozenset(n for n, fp in derived.fingerprints.items() if fp in ok)
         return names
 
     def census(self) -> tuple[dict[str, HostSnapshot], Counter[str]]:
         """Distinct fresh snapshots by fingerprint and how many hosts have each."""
         self._derive()
-        return self._derived[2], self._derived[3]
+        return self._derived.snapshots, self._derived.counts
 
     def passthrough_share(self, snapshot: HostSnapshot) -> float:
         """Share of fresh hosts that would accept a host-passthrough VM started on ``snapshot``."""
         by_fp, counts = self.census()
-        shares = self._derived[4]
+        shares = self._derived.passthrough_shares
         share = shares.get(snapshot.fingerprint)
         if share is None:
             definition = snapshot.as_definition()

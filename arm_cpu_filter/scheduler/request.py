@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
+from arm_cpu_filter.models import realize
 from arm_cpu_filter.scheduler.fleet import Fleet
 from arm_cpu_filter.snapshot import CpuDefinition
 from arm_cpu_filter.store import StoreError
@@ -69,8 +70,6 @@ class CpuSpec:
 @functools.lru_cache(maxsize=256)
 def realize_model(spec: str) -> CpuDefinition:
     """The definition of ``MODEL[,PROP=VALUE...]`` (cached: models never change in a process)."""
-    from arm_cpu_filter.models import realize
-
     return realize(spec)
 
 

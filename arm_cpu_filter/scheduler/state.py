@@ -5,7 +5,7 @@ fail-closed admission rule with its one-line logs.  Never raises into Nova.
 Logs: each host problem is logged once when it appears (and once when it clears), not per
 request.  While the store is unreadable (database down) every host fails closed with one
 line per host for the whole outage; requests are not logged one by one then.  Every line is
-escaped to one physical line (:mod:`arm_cpu_filter.scheduler.logsafe`)."""
+escaped to one physical line (:mod:`arm_cpu_filter.logsafe`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from arm_cpu_filter import conf
-from arm_cpu_filter.scheduler import logsafe
+from arm_cpu_filter import conf, logsafe
 from arm_cpu_filter.scheduler.fleet import Fleet, explain
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
 from arm_cpu_filter.store import open_store

@@ -22,8 +22,8 @@ from typing import Any
 
 from nova.scheduler import weights
 
+from arm_cpu_filter.engine.catalog import usable_models
 from arm_cpu_filter.scheduler import state
-from arm_cpu_filter.scheduler.catalog import usable_models
 from arm_cpu_filter.scheduler.fleet import Fleet
 from arm_cpu_filter.scheduler.request import CpuRequest
 from arm_cpu_filter.snapshot import HostSnapshot

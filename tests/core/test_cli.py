@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from arm_cpu_filter.bench.reference import MAX_612
+from arm_cpu_filter.testing.bench.reference import MAX_612
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

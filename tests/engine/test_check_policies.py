@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from arm_cpu_filter.bench.reference import MAX_612  # noqa: E402  (lab values, 6.12.95)
 from arm_cpu_filter.engine import check
+from arm_cpu_filter.testing.bench.reference import MAX_612  # noqa: E402  (lab values, 6.12.95)
 from tests.conftest import make_def, make_host
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arm_cpu_filter.bench.reference import MAX_612
 from arm_cpu_filter.engine import baseline, check, compare
 from arm_cpu_filter.table import LOWER, load_table
+from arm_cpu_filter.testing.bench.reference import MAX_612
 from tests.conftest import make_def, make_host
 
 TABLE = load_table()

@@ -11,13 +11,13 @@ from copy import deepcopy
 import pytest
 from lxml import etree
 
-from arm_cpu_filter.bench.reference import MAX_612
 from arm_cpu_filter.engine import check, supported
 from arm_cpu_filter.libvirt import NS, domain_capabilities, schema
 from arm_cpu_filter.libvirt.caps import MODES, blocker_name, catalog_definitions, cpu_caps
 from arm_cpu_filter.libvirt.domcaps import document, tostring
 from arm_cpu_filter.models import realize
 from arm_cpu_filter.snapshot import CpuDefinition
+from arm_cpu_filter.testing.bench.reference import MAX_612
 from tests.conftest import make_host
 from tests.libvirt.conftest import LAB_HOSTS, assert_valid, lab_host
 
@@ -239,7 +239,7 @@ def test_cli_errors_one_line(args, message):
 
 
 def test_bench_reports_the_whole_catalog():
-    from arm_cpu_filter.libvirt.bench import bench_all
+    from arm_cpu_filter.testing.bench.libvirt import bench_all
 
     figures = bench_all(quick=True)
     assert figures["domcaps_models"] == len(catalog_definitions()[0])

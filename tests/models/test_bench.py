@@ -1,6 +1,6 @@
 """The model layer's bench probes report their figures (the targets live in `arm-cpu-filter bench`)."""
 
-from arm_cpu_filter.models.bench import bench_all
+from arm_cpu_filter.testing.bench.models import bench_all
 
 
 def test_bench_all_reports_both_figures():

@@ -42,7 +42,7 @@ def fork_server(url: str, host: str, snap_a: str, snap_b: str, provider_config: 
     import psycopg2  # noqa: F401 - imported (and caches warmed) once, before the forks
     import sqlalchemy  # noqa: F401
 
-    from arm_cpu_filter.scheduler.catalog import usable_models
+    from arm_cpu_filter.engine.catalog import usable_models
 
     snaps = _snapshots(f"{snap_a},{snap_b}")
     for snap in snaps:

@@ -18,9 +18,10 @@ pytest.importorskip("nova", reason="Nova is not installed (tools/bootstrap.sh in
 from oslo_config import cfg  # noqa: E402
 
 from arm_cpu_filter.samples import sample_host  # noqa: E402
-from arm_cpu_filter.scheduler import sandbox as sandbox_mod  # noqa: E402
-from arm_cpu_filter.scheduler import scenario, state  # noqa: E402
+from arm_cpu_filter.scheduler import state  # noqa: E402
 from arm_cpu_filter.store import open_store  # noqa: E402
+from arm_cpu_filter.testing.nova import sandbox as sandbox_mod  # noqa: E402
+from arm_cpu_filter.testing.nova import scenario  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

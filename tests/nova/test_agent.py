@@ -14,9 +14,9 @@ libvirt = pytest.importorskip("libvirt")
 
 from arm_cpu_filter.agent import run_once  # noqa: E402
 from arm_cpu_filter.agent.domains import list_domains, parse_domain  # noqa: E402
-from arm_cpu_filter.agent.provider_config import provider_config  # noqa: E402
+from arm_cpu_filter.agent.provider_config import provider_config, trait_name  # noqa: E402
+from arm_cpu_filter.engine.catalog import usable_models  # noqa: E402
 from arm_cpu_filter.samples import sample_host  # noqa: E402
-from arm_cpu_filter.scheduler.catalog import trait_name, usable_models  # noqa: E402
 from arm_cpu_filter.store import open_store  # noqa: E402
 
 VM_PT = "6f1c3a52-8d3e-4d8b-9a43-1c2f3e4d5a61"

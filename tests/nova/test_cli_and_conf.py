@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from arm_cpu_filter.agent import passthrough_definition
 from arm_cpu_filter.cli import main
 from arm_cpu_filter.samples import sample_host
+from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]

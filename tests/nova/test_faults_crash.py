@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from faultkit import BACKENDS, PYTHON, WORKER, backend_url, filtered, plugin_options, report
 
+from arm_cpu_filter.agent.provider_config import trait_name
 from arm_cpu_filter.engine import check
+from arm_cpu_filter.engine.catalog import usable_models
 from arm_cpu_filter.models import realize
 from arm_cpu_filter.samples import sample_host
-from arm_cpu_filter.scheduler.catalog import trait_name, usable_models
 from arm_cpu_filter.store import StoreError, open_store
 
 #: kills per backend (the agent loop); the publish command gets half as many

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import sqlalchemy.exc
 from faultkit import ALL, fail_closed_lines, filtered, report, weighed
 
-from arm_cpu_filter.agent import passthrough_definition
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.scheduler import fleet as fleet_mod
 from arm_cpu_filter.scheduler import request as request_mod
 from arm_cpu_filter.scheduler import state
+from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import SNAPSHOT, HostStore, StoreError
 
 EXCEPTIONS: list[Callable[[], BaseException]] = [

@@ -13,7 +13,7 @@ import uuid
 from conftest import PgServer
 from faultkit import ALL, fail_closed_lines, filtered, plugin_options, report, weighed
 
-from arm_cpu_filter.agent import passthrough_definition
+from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import open_store
 
 PASSWORD = "outage-pw-9f3a"  # in the URL (trust authentication ignores it): must never be logged

@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 
-from arm_cpu_filter.agent import passthrough_definition
 from arm_cpu_filter.engine import check
 from arm_cpu_filter.models import catalog, realize
 from arm_cpu_filter.scheduler import fleet as fleet_mod
 from arm_cpu_filter.scheduler import state
+from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 
 ALL = ["a72-lab", "altra-a", "g2-a", "g2-b", "g2-c", "g3-a", "g3-b", "g3-old", "g4-a", "n1-lab", "v1-lab"]
 

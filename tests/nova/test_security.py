@@ -31,9 +31,9 @@ from faultkit import ALL, PYTHON, backend_url, filtered, plugin_options, report
 
 from arm_cpu_filter.agent import Boot, withdraw_if_rebooted
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
+from arm_cpu_filter.logsafe import one_line
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.scheduler import state
-from arm_cpu_filter.scheduler.logsafe import one_line
 from arm_cpu_filter.store import HostRecord, StoreError, open_store
 
 ROOT = Path(__file__).resolve().parents[2]

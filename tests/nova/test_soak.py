@@ -10,9 +10,10 @@ import pytest
 
 from arm_cpu_filter.cli import main
 from arm_cpu_filter.cli.commands.soak import render
-from arm_cpu_filter.scheduler import soak, state
+from arm_cpu_filter.scheduler import state
 from arm_cpu_filter.scheduler.fleet import Fleet
-from arm_cpu_filter.scheduler.soak_fleet import CHANGES
+from arm_cpu_filter.testing.nova import soak
+from arm_cpu_filter.testing.nova.soak_fleet import CHANGES
 
 SHORT = soak.SoakConfig(hosts=1000, requests=2000, seed=7, change_hosts=25, pool=300)
 

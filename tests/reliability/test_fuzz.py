@@ -1,4 +1,4 @@
-"""Fuzzing every input surface (``arm_cpu_filter.fuzz``), the CI-sized run: each target's cases
+"""Fuzzing every input surface (``arm_cpu_filter.testing.fuzz``), the CI-sized run: each target's cases
 through the real entry point must produce no bug, and must reach both the path that accepts
 the input and the path that refuses it (else the generator is not testing the parser).
 ``arm-cpu-filter fuzz`` runs 100,000 cases per target; the counts are printed here."""
@@ -13,8 +13,8 @@ import pytest
 
 from arm_cpu_filter.cli import main
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
-from arm_cpu_filter.fuzz import TARGETS, FuzzSetupError, Target
-from arm_cpu_filter.fuzz.runner import Limits, run_target
+from arm_cpu_filter.testing.fuzz import TARGETS, FuzzSetupError, Target
+from arm_cpu_filter.testing.fuzz.runner import Limits, run_target
 
 CI_CASES = 1500
 

@@ -28,11 +28,11 @@ from lxml import etree
 from arm_cpu_filter.agent.domains import parse_domain
 from arm_cpu_filter.cli import main
 from arm_cpu_filter.errors import InputError
-from arm_cpu_filter.fuzz.xml_targets import SEEDS
 from arm_cpu_filter.libvirt import domain_capabilities, schema, xmlsafe
 from arm_cpu_filter.libvirt.guest import guest_cpu_spec
 from arm_cpu_filter.models import realize
 from arm_cpu_filter.samples import sample_host
+from arm_cpu_filter.testing.fuzz.xml_targets import SEEDS
 
 SECRET = "acf-secret-3f9d1c"
 XI = "http://www.w3.org/2001/XInclude"

@@ -12,6 +12,7 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     from oslo_config import cfg
 
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter import agent, conf
     from arm_cpu_filter.agent.privileges import check_kvm_access, secret_exposures
     from arm_cpu_filter.cli.loaders import snapshot_arg
-    from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.snapshot import HostSnapshot
     from arm_cpu_filter.store import open_store
 
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if args.from_file:
             return snapshot_arg(args.from_file)
         check_kvm_access()  # a missing permission is one clear line, not an ioctl error
+        # loaded on use: building the parser imports every command module, so start-up stays small
         from arm_cpu_filter.kvm.reader import read_snapshot
 
         return HostSnapshot.from_dict(read_snapshot(host=host), "KVM snapshot")

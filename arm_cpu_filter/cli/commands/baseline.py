@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import snapshot_arg
     from arm_cpu_filter.engine import baseline
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
 def emit(result: Any, args: argparse.Namespace) -> int:
     """Print a BaselineResult (also used by ``pool-baseline``); needs ``args.output``/``format``."""
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.snapshot import dumps
     from arm_cpu_filter.snapshot.files import save
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from arm_cpu_filter.cli import add_format
 from arm_cpu_filter.cli.output import emit_json, table
+from arm_cpu_filter.errors import UnknownNameError
 
 if TYPE_CHECKING:
     from arm_cpu_filter.snapshot import CpuDefinition
@@ -25,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _load(spec: str) -> CpuDefinition:
     """A file, ``MODEL[,PROP=VAL...]`` (errors in the overrides are reported as such) or a sample host."""
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
-    from arm_cpu_filter.errors import UnknownNameError
     from arm_cpu_filter.models import catalog, parse_spec
     from arm_cpu_filter.samples import sample_names
 
@@ -41,6 +42,7 @@ def _load(spec: str) -> CpuDefinition:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.engine import compare
 
     result = compare(_load(args.a), _load(args.b))

@@ -6,6 +6,7 @@ import argparse
 
 from arm_cpu_filter.cli import add_format
 from arm_cpu_filter.cli.output import emit_json, table
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import snapshot_arg
-    from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.properties import properties
     from arm_cpu_filter.snapshot import canonical_register_name, parse_u64
     from arm_cpu_filter.table import load_table

@@ -9,6 +9,7 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json
+from arm_cpu_filter.errors import ArmCpuFilterError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from arm_cpu_filter.scheduler import sandbox, scenario
+    # the harness stays out of the product and out of every other command's start-up
+    from arm_cpu_filter.testing.nova import sandbox, scenario
 
     # the refusals are printed below; the filter's warnings would repeat them on stderr
     logging.getLogger("arm_cpu_filter.scheduler").setLevel(logging.ERROR)
@@ -34,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             sb = sandbox.get(workdir)
         except ImportError as exc:
-            from arm_cpu_filter.errors import ArmCpuFilterError
-
             raise ArmCpuFilterError(f"Nova is not installed ({exc}); run tools/bootstrap.sh") from None
         plan = scenario.load(Path(args.scenario)) if args.scenario else scenario.load()
         results = scenario.run(plan, sb)

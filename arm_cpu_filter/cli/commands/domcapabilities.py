@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 from arm_cpu_filter.cli import add_format
+from arm_cpu_filter.cli.output import emit_json
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,14 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import snapshot_arg
-    from arm_cpu_filter.errors import InputError
 
     if args.format == "json" and (args.connect or args.merge):
         raise InputError("--format json describes the CPU section only; use --format xml with --connect/--merge")
     host = snapshot_arg(args.host)
     if args.format == "json":
-        from arm_cpu_filter.cli.output import emit_json
         from arm_cpu_filter.libvirt.caps import cpu_caps
 
         emit_json(cpu_caps(host).to_dict())

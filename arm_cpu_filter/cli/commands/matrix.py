@@ -22,6 +22,7 @@ def _definitions(hosts, with_models: bool):
     defs = []
     if with_models:
         try:
+            # loaded on use: building the parser imports every command module, so start-up stays small
             from arm_cpu_filter.models import catalog, realize
         except ImportError:
             catalog = None
@@ -32,6 +33,7 @@ def _definitions(hosts, with_models: bool):
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import snapshot_arg
     from arm_cpu_filter.engine import check
 

@@ -10,6 +10,7 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format, add_store_url, store_url
 from arm_cpu_filter.cli.output import emit_json, table
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
     from arm_cpu_filter.engine import check
-    from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.scheduler.fleet import Fleet, explain, hosts_accepting
     from arm_cpu_filter.store import open_store
 

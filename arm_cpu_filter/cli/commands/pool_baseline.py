@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from arm_cpu_filter.cli import add_format, add_store_url, store_url
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.commands.baseline import emit
     from arm_cpu_filter.engine import baseline
-    from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.store import open_store
 
     store = open_store(store_url(args))

@@ -9,6 +9,7 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_OK, add_format, add_store_url, store_url
 from arm_cpu_filter.cli.output import emit_json, table
+from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import snapshot_arg
-    from arm_cpu_filter.errors import InputError
     from arm_cpu_filter.store import open_store
 
     if args.host and len(args.snapshots) > 1:

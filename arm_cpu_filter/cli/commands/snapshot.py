@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.snapshot import HostSnapshot, dumps
     from arm_cpu_filter.snapshot.files import load_snapshot, save
 

@@ -12,8 +12,8 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-from arm_cpu_filter.fuzz import Target
-from arm_cpu_filter.fuzz.mutate import HUGE, number, text
+from arm_cpu_filter.testing.fuzz import Target
+from arm_cpu_filter.testing.fuzz.mutate import HUGE, number, text
 
 SEEDS = Path(__file__).with_name("seeds")
 XINCLUDE = "http://www.w3.org/2001/XInclude"
@@ -140,8 +140,8 @@ class GuestXmlTarget(_XmlTarget):
     description = "guest <cpu mode='custom'> XML (libvirt.guest.guest_cpu_spec) -> realize"
 
     def open(self) -> None:
-        from arm_cpu_filter.fuzz.model_targets import vocabulary
         from arm_cpu_filter.models import catalog
+        from arm_cpu_filter.testing.fuzz.model_targets import vocabulary
 
         props, values = vocabulary()
         self.words = (*GUEST_WORDS, *catalog(), *props[:80], *values[:80])

@@ -35,7 +35,7 @@ def fleet_snapshots() -> list[HostSnapshot]:
     """The distinct snapshots of the soak fleet: the bench's (samples with writable masks and
     kernel variants of them) plus the samples of kernels without them (host-passthrough only)."""
     from arm_cpu_filter.samples import sample_hosts
-    from arm_cpu_filter.scheduler.bench import distinct_snapshots
+    from arm_cpu_filter.testing.nova.bench import distinct_snapshots
 
     return distinct_snapshots() + [s for s in sample_hosts().values() if s.writable_masks is None]
 

@@ -50,7 +50,7 @@ def _best(fn: Callable[[], Any], repeat: int, number: int) -> float:
 
 def reference_host(name: str = "bench", variant: int = 0) -> HostSnapshot:
     """A full-feature 6.12 host (lab values of ``-cpu max``), ``variant`` lowers fields."""
-    from arm_cpu_filter.bench.reference import MAX_612
+    from arm_cpu_filter.testing.bench.reference import MAX_612
 
     regs = {k: v for k, (v, _) in MAX_612.items()}
     masks = {k: m for k, (_, m) in MAX_612.items()}
@@ -86,7 +86,7 @@ def bench_engine() -> dict[str, float]:
     return out
 
 
-def bench_cli_startup(host_file: str | None = None) -> dict[str, float]:
+def bench_cli_startup() -> dict[str, float]:
     """Wall time of ``arm-cpu-filter check --help``-free run: a real check of a small file."""
     import json
     import os
@@ -108,10 +108,10 @@ def bench_cli_startup(host_file: str | None = None) -> dict[str, float]:
 
 #: Adapter probes: module -> function returning a dict of figures.
 OPTIONAL = [
-    ("arm_cpu_filter.kvm.bench", "bench_all"),
-    ("arm_cpu_filter.models.bench", "bench_all"),
-    ("arm_cpu_filter.libvirt.bench", "bench_all"),
-    ("arm_cpu_filter.scheduler.bench", "bench_all"),
+    ("arm_cpu_filter.testing.bench.kvm", "bench_all"),
+    ("arm_cpu_filter.testing.bench.models", "bench_all"),
+    ("arm_cpu_filter.testing.bench.libvirt", "bench_all"),
+    ("arm_cpu_filter.testing.nova.bench", "bench_all"),
 ]
 
 

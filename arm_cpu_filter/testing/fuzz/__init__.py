@@ -22,14 +22,14 @@ from arm_cpu_filter.errors import ArmCpuFilterError
 
 #: target name -> "module:class" (imported only when the target runs).
 TARGETS = {
-    "snapshot": "arm_cpu_filter.fuzz.json_targets:SnapshotTarget",
-    "definition": "arm_cpu_filter.fuzz.json_targets:DefinitionTarget",
-    "model-file": "arm_cpu_filter.fuzz.model_targets:ModelFileTarget",
-    "model-spec": "arm_cpu_filter.fuzz.model_targets:ModelSpecTarget",
-    "extra-specs": "arm_cpu_filter.fuzz.nova_targets:ExtraSpecsTarget",
-    "guest-xml": "arm_cpu_filter.fuzz.xml_targets:GuestXmlTarget",
-    "domcaps-merge": "arm_cpu_filter.fuzz.xml_targets:DomcapsMergeTarget",
-    "domain-xml": "arm_cpu_filter.fuzz.xml_targets:DomainXmlTarget",
+    "snapshot": "arm_cpu_filter.testing.fuzz.json_targets:SnapshotTarget",
+    "definition": "arm_cpu_filter.testing.fuzz.json_targets:DefinitionTarget",
+    "model-file": "arm_cpu_filter.testing.fuzz.model_targets:ModelFileTarget",
+    "model-spec": "arm_cpu_filter.testing.fuzz.model_targets:ModelSpecTarget",
+    "extra-specs": "arm_cpu_filter.testing.fuzz.nova_targets:ExtraSpecsTarget",
+    "guest-xml": "arm_cpu_filter.testing.fuzz.xml_targets:GuestXmlTarget",
+    "domcaps-merge": "arm_cpu_filter.testing.fuzz.xml_targets:DomcapsMergeTarget",
+    "domain-xml": "arm_cpu_filter.testing.fuzz.xml_targets:DomainXmlTarget",
 }
 
 #: How a case is made from a seed; hypothesis draws one per case (repeats weigh the draw).
@@ -76,7 +76,7 @@ class Target:
         return data
 
     def case(self, seed: Any, kind: str, rng: random.Random) -> Any:
-        from arm_cpu_filter.fuzz.mutate import freeform, mutate_bytes
+        from arm_cpu_filter.testing.fuzz.mutate import freeform, mutate_bytes
 
         if kind == "seed":
             return self.encode(seed, rng)

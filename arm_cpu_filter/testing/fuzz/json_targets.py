@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from arm_cpu_filter.fuzz import Target, scratch_dir
-from arm_cpu_filter.fuzz.mutate import dump_json, mutate_json
+from arm_cpu_filter.testing.fuzz import Target, scratch_dir
+from arm_cpu_filter.testing.fuzz.mutate import dump_json, mutate_json
 
 TOKENS = (b"{", b"}", b"[", b"]", b":", b",", b'"', b"null", b"true", b"false", b"1e999", b"-0", b"NaN", b"-Infinity",
           b'"0x', b'"0xffffffffffffffff"', b'"0x10000000000000000"', b'"registers"', b'"writable_masks"',

@@ -47,11 +47,11 @@ def load(path: Path = SCENARIO) -> Scenario:
 
 def run(scenario: Scenario | None = None, sandbox: Any = None) -> list[dict[str, Any]]:
     """Run every request; returns one result dict per request (also the demo's JSON)."""
-    from arm_cpu_filter.agent import passthrough_definition
     from arm_cpu_filter.samples import sample_host
-    from arm_cpu_filter.scheduler import sandbox as sandbox_mod
     from arm_cpu_filter.scheduler import state
+    from arm_cpu_filter.snapshot.passthrough import passthrough_definition
     from arm_cpu_filter.store import open_store
+    from arm_cpu_filter.testing.nova import sandbox as sandbox_mod
 
     scenario = scenario or load()
     sb = sandbox or sandbox_mod.get()

@@ -13,8 +13,8 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from arm_cpu_filter.fuzz import Target, scratch_dir
-from arm_cpu_filter.fuzz.mutate import freeform, mutate_bytes, mutate_json, text
+from arm_cpu_filter.testing.fuzz import Target, scratch_dir
+from arm_cpu_filter.testing.fuzz.mutate import freeform, mutate_bytes, mutate_json, text
 
 SEEDS = (
     {},
@@ -43,11 +43,11 @@ class ExtraSpecsTarget(Target):
         from nova import exception
         from nova.api.validation.extra_specs import validators
 
-        from arm_cpu_filter.fuzz.model_targets import vocabulary
         from arm_cpu_filter.models import catalog, realize
         from arm_cpu_filter.samples import sample_hosts
         from arm_cpu_filter.scheduler.fleet import Fleet
         from arm_cpu_filter.store.files import FileStore
+        from arm_cpu_filter.testing.fuzz.model_targets import vocabulary
 
         self.validators, self.validation_error = validators, exception.ValidationError
         self.ours = [v for v in validators.VALIDATORS.values() if v.name.startswith("arm_cpu:")]

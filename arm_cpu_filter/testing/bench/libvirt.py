@@ -15,7 +15,7 @@ def _once(host, models, vendors) -> str:  # noqa: ANN001 - bench helper
 def bench_domcaps_ms(host=None, repeat: int = 5) -> float:  # noqa: ANN001
     """Best-of-``repeat`` milliseconds for the whole catalog's document on one host, with the
     catalog realized and the host's views warm (what a long-running agent pays per request)."""
-    from arm_cpu_filter.bench import reference_host
+    from arm_cpu_filter.testing.bench import reference_host
 
     host = host or reference_host()
     models, vendors = catalog_definitions()
@@ -29,7 +29,7 @@ def bench_domcaps_ms(host=None, repeat: int = 5) -> float:  # noqa: ANN001
 
 
 def bench_all(quick: bool = False) -> dict[str, float]:
-    from arm_cpu_filter.bench import reference_host
+    from arm_cpu_filter.testing.bench import reference_host
 
     host = reference_host("domcaps-cold")
     t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Measurements of the soak run (:mod:`arm_cpu_filter.scheduler.soak`): memory samples and
+"""Measurements of the soak run (:mod:`arm_cpu_filter.testing.nova.soak`): memory samples and
 the flatness criterion, latency percentiles, a stopwatch for our part of Nova's handler calls,
 and a log counter (the plugin logs each failing-closed host once; a soak makes thousands)."""
 

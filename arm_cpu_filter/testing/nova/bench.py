@@ -91,7 +91,7 @@ def host_states(names: list[str]) -> list[Any]:
     from nova import objects
     from nova.scheduler.host_manager import HostState
 
-    from arm_cpu_filter.scheduler.sandbox import CELL1, compute_node_fields
+    from arm_cpu_filter.testing.nova.sandbox import CELL1, compute_node_fields
 
     out = []
     for i, name in enumerate(names):
@@ -106,8 +106,9 @@ def host_states(names: list[str]) -> list[Any]:
 def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dict[str, float]:
     from oslo_config import cfg
 
-    from arm_cpu_filter.scheduler import sandbox, state
+    from arm_cpu_filter.scheduler import state
     from arm_cpu_filter.store import open_store
+    from arm_cpu_filter.testing.nova import sandbox
 
     sb = sandbox.get()
     hm = sb.host_manager
@@ -190,7 +191,7 @@ def zero_weigher() -> Any:
 
 def _a_model() -> str:
     """A catalog model usable on at least one bundled sample (so the request admits hosts)."""
-    from arm_cpu_filter.scheduler.catalog import usable_models
+    from arm_cpu_filter.engine.catalog import usable_models
 
     for snap in distinct_snapshots():
         names = usable_models(snap)

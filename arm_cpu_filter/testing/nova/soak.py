@@ -22,8 +22,8 @@ as of *i*).  Reads are detected by ``Fleet.generation``: the plugin must read wh
 ``store_refresh_interval`` old (a missing read is an error: ``late_store_reads``) and may read
 more often (it re-reads when a request cannot be resolved, to tell a store outage from a bad
 request: ``extra_store_reads``).  Staleness is judged at the read, as the plugin documents.
-Verdicts: :class:`~arm_cpu_filter.scheduler.soak_fleet.SoakFleet` (engine on the soak's own
-record).  Memory and latency: :mod:`arm_cpu_filter.scheduler.soak_stats`.
+Verdicts: :class:`~arm_cpu_filter.testing.nova.soak_fleet.SoakFleet` (engine on the soak's own
+record).  Memory and latency: :mod:`arm_cpu_filter.testing.nova.soak_stats`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arm_cpu_filter.errors import InputError
-from arm_cpu_filter.scheduler.soak_fleet import CHANGES, RETURN, Checker, SoakFleet, fleet_snapshots
-from arm_cpu_filter.scheduler.soak_stats import LogCount, Stopwatch, flatness, memory_sample, percentiles
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
+from arm_cpu_filter.testing.nova.soak_fleet import CHANGES, RETURN, Checker, SoakFleet, fleet_snapshots
+from arm_cpu_filter.testing.nova.soak_stats import LogCount, Stopwatch, flatness, memory_sample, percentiles
 
 PT_BOOT, MODEL_BOOT = "passthrough boot", "named-model boot"
 PT_MOVE, MODEL_MOVE = "passthrough live migration", "named-model live migration"
@@ -126,7 +126,7 @@ def _host_states(names: list[str]) -> list[Any]:
     """Nova HostStates for ``names`` (the bench's), with the service heartbeat ComputeFilter reads."""
     from oslo_utils import timeutils
 
-    from arm_cpu_filter.scheduler.bench import host_states
+    from arm_cpu_filter.testing.nova.bench import host_states
 
     states = host_states(names)
     up = timeutils.utcnow()
@@ -140,7 +140,7 @@ def _host_manager(pipeline: str) -> Any:
     from nova.scheduler import host_manager
     from oslo_config import cfg
 
-    from arm_cpu_filter.scheduler.sandbox import WEIGHER
+    from arm_cpu_filter.testing.nova.sandbox import WEIGHER
 
     if pipeline == "full":
         return host_manager.HostManager()
@@ -197,7 +197,7 @@ class Soak:
     # -- running instances --------------------------------------------------------------------
     def boot_passthrough(self, uuid: str, host: str) -> Instance:
         """What the agent on ``host`` records when it first sees a host-passthrough instance."""
-        from arm_cpu_filter.agent import passthrough_definition
+        from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 
         snapshot = self.fleet.actual(host)
         self.fleet.store.record_instance(uuid, passthrough_definition(snapshot, host), host)
@@ -354,9 +354,10 @@ def run(config: SoakConfig | None = None, progress: Callable[[int, float], None]
     config.validate()
     from oslo_config import cfg
 
-    from arm_cpu_filter.scheduler import sandbox, state
-    from arm_cpu_filter.scheduler.bench import _scratch
+    from arm_cpu_filter.scheduler import state
     from arm_cpu_filter.store import open_store
+    from arm_cpu_filter.testing.nova import sandbox
+    from arm_cpu_filter.testing.nova.bench import _scratch
 
     t_setup = time.perf_counter()
     sb = sandbox.get()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.fuzz import KINDS, FuzzSetupError, Target, load_target
+from arm_cpu_filter.testing.fuzz import KINDS, FuzzSetupError, Target, load_target
 
 BATCH = 2000
 #: Bugs kept with their reproducer (the first of each distinct kind, up to this many).

@@ -13,8 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from arm_cpu_filter.fuzz import Target, scratch_dir
-from arm_cpu_filter.fuzz.mutate import freeform, mutate_bytes, mutate_json, text
+from arm_cpu_filter.testing.fuzz import Target, scratch_dir
+from arm_cpu_filter.testing.fuzz.mutate import freeform, mutate_bytes, mutate_json, text
 
 TOML_TOKENS = (b"[", b"]", b"[[", b"]]", b"=", b'"', b"'''", b'"""', b"\n", b"#", b"{", b"}", b",", b".", b"nan",
                b"inf", b"1979-05-27T07:32:00Z", b"0x10", b"true", b"[properties]", b"[provenance]", b"[sources]",

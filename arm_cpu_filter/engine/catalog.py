@@ -1,22 +1,19 @@
-"""Which named models a host can realize (placement traits, the tightest-fit weigher)."""
+"""Which named models a host can realize: the agent's placement traits and the weigher's
+tightest fit both ask this of the whole catalog."""
 
 from __future__ import annotations
 
 import functools
-import re
 
-from arm_cpu_filter.engine import check
+from arm_cpu_filter.engine.check import check
 from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.models import catalog, realize
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
-
-TRAIT_PREFIX = "CUSTOM_ARM_CPU_MODEL_"
 
 
 @functools.cache
 def model_definitions() -> dict[str, CpuDefinition]:
     """Every catalog model, realized (models never change within a process)."""
-    from arm_cpu_filter.models import catalog, realize
-
     out = {}
     for name in sorted(catalog()):
         try:
@@ -29,8 +26,3 @@ def model_definitions() -> dict[str, CpuDefinition]:
 def usable_models(snapshot: HostSnapshot) -> list[str]:
     """Names of the catalog models ``snapshot``'s KVM would realize."""
     return [name for name, d in model_definitions().items() if check(d, snapshot).usable]
-
-
-def trait_name(model: str) -> str:
-    """``grace-v1`` -> ``CUSTOM_ARM_CPU_MODEL_GRACE_V1`` (placement: ``CUSTOM_[A-Z0-9_]+``)."""
-    return TRAIT_PREFIX + re.sub(r"[^A-Z0-9]", "_", model.upper())

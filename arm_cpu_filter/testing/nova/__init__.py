@@ -1,0 +1,1 @@
+"""Nova harness: a real Nova scheduler in a scratch database, the demo scenario, the soak and its probe."""
