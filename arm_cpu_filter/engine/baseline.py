@@ -11,13 +11,15 @@ guest does not use them and KVM exposes them differently on AArch64-only hosts.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.engine.check import _setter_refuses, check, check_register, field_accepts
+from arm_cpu_filter.engine.check import check, check_register, field_accepts
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, host_view
+from arm_cpu_filter.engine.setters import refusal
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.properties import properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -56,10 +58,10 @@ def _meet(f: Field, limits: list[int]) -> int:
     raise AssertionError(f.policy)
 
 
-def _field_value(f: Field, views: list[HostView], reg: str) -> tuple[int | None, dict[str, int]]:
+def _field_value(f: Field, views: list[HostView], names: list[str], reg: str) -> tuple[int | None, dict[str, int]]:
     """The baseline value of one field, or None with the hosts' values when impossible."""
     values = [f.extract(v.registers[reg].limit) for v in views]
-    limits = {v.snapshot.host: x for v, x in zip(views, values)}
+    limits = dict(zip(names, values))
     fixed = {x for v, x in zip(views, values) if f not in v.registers[reg].checked}
     if len(fixed) > 1:
         return None, limits
@@ -71,118 +73,184 @@ def _field_value(f: Field, views: list[HostView], reg: str) -> tuple[int | None,
         rv = v.registers[reg]
         if f in rv.checked and not field_accepts(f, value, f.extract(rv.limit)):
             return None, limits
-        if f in rv.checked and _setter_refuses(f, value, v):
+        if f in rv.checked and refusal(f, value, v.snapshot):
             return None, limits
     return value, limits
+
+
+@dataclass
+class _Pool:
+    """The distinct snapshots of a pool, their views for the common vCPU features, and who is who."""
+
+    hosts: list[HostSnapshot]
+    snaps: list[HostSnapshot]
+    members: list[list[str]]  # per distinct snapshot: the host names sharing it
+    features: frozenset[str]
+    views: list[HostView]
+
+    @property
+    def names(self) -> list[str]:  # not view.snapshot.host: views are shared by equal contents
+        return [s.host for s in self.snaps]
+
+
+def _pool(hosts: list[HostSnapshot]) -> _Pool:
+    """Group identical snapshots: first by shared register maps (a content-addressed store hands
+    out one body per fingerprint), then by content."""
+    by_body: dict[int, int] = {}
+    by_content: dict[tuple, int] = {}
+    snaps: list[HostSnapshot] = []
+    members: list[list[str]] = []
+    for h in hosts:
+        i = by_body.get(id(h.registers))
+        if i is None:
+            i = by_content.get(h.content_key)
+            if i is None:
+                i = by_content[h.content_key] = len(snaps)
+                snaps.append(h)
+                members.append([])
+            by_body[id(h.registers)] = i
+        members[i].append(h.host)
+    features = frozenset.intersection(*(s.vcpu_features for s in snaps))
+    return _Pool(hosts, snaps, members, features, [host_view(s, features) for s in snaps])
+
+
+def _encoding_order(name: str) -> tuple[int, ...]:
+    reg = load_table().get(name)
+    return reg.encoding if reg else (9, 9, 9, 9, 9)
+
+
+def _fixed_register(name: str, pool: _Pool, pending: list[str], result: BaselineResult) -> int | None:
+    """A register not compared field by field: equal everywhere, or a writable implementation ID
+    (the most common value); None when it waits in ``pending`` (AArch32, CLIDR) or conflicts."""
+    reg = load_table().get(name)
+    views = pool.views
+    limits = [v.registers[name].limit for v in views]
+    kinds = {v.registers[name].kind for v in views}
+    if len(set(limits)) == 1:
+        return limits[0]
+    if reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views):
+        return Counter(limits).most_common(1)[0][0]
+    if reg is not None and (reg.aarch32 or kinds == {CLIDR}):
+        pending.append(name)
+    else:
+        result.conflicts.append(
+            {"register": name, "field": None,
+             "hosts": {h: f"0x{lim:016x}" for h, lim in zip(pool.names, limits)},
+             "reason": "differs and cannot be changed on every host"}
+        )
+    return None
+
+
+def _met_register(name: str, pool: _Pool, result: BaselineResult) -> int:
+    """A register every host checks by policy: each field's meet (conflicts recorded)."""
+    reg = load_table().register(name)
+    value = 0
+    for f in reg.fields:
+        fv, per_host = _field_value(f, pool.views, pool.names, name)
+        if fv is None:
+            result.conflicts.append(
+                {"register": name, "field": f.name, "hosts": per_host, "reason": "no value every host accepts"}
+            )
+            continue
+        value = f.insert(value, fv)
+    # bits outside fields must be equal everywhere (they are: RES0/RES1 from the host table)
+    return value | pool.views[0].registers[name].limit & ~sum(f.mask for f in reg.fields)
+
+
+def _registers(pool: _Pool, result: BaselineResult) -> tuple[dict[str, int], list[str]]:
+    """Per register common to all hosts, its baseline value; and the registers left pending
+    (AArch32 ID registers and CLIDR_EL1 that differ: decided once EL0/EL1 and CTR_EL0 are)."""
+    names = set.intersection(*(set(s.registers) for s in pool.snaps))
+    for missing in sorted(set.union(*(set(s.registers) for s in pool.snaps)) - names):
+        result.warnings.append(f"{missing}: not known on every host; left out of the baseline")
+    regs: dict[str, int] = {}
+    pending: list[str] = []
+    for name in sorted(names, key=_encoding_order):
+        reg = load_table().get(name)
+        if reg is not None and all(v.registers[name].kind == GENERIC for v in pool.views):
+            regs[name] = _met_register(name, pool, result)
+            continue
+        value = _fixed_register(name, pool, pending, result)
+        if value is not None:
+            regs[name] = value
+    return regs, pending
+
+
+def _decide_aarch32(regs: dict[str, int], pending: list[str], pool: _Pool, result: BaselineResult) -> None:
+    """Without AArch32 at EL0 and EL1 the AArch32 ID registers are left out; with it, differing
+    ones are a conflict."""
+    table = load_table()
+    pfr0 = regs.get("ID_AA64PFR0_EL1", 0)
+    no_aarch32 = all(table.field(f"ID_AA64PFR0_EL1.{el}").extract(pfr0) < 2 for el in ("EL0", "EL1"))
+    for name in [n for n in regs if (r := table.get(n)) is not None and r.aarch32] if no_aarch32 else []:
+        del regs[name]
+    for name in pending:
+        if table.register(name).aarch32 and not no_aarch32:
+            result.conflicts.append(
+                {"register": name, "field": None, "reason": "AArch32 ID registers differ while AArch32 stays enabled",
+                 "hosts": {h: f"0x{v.registers[name].limit:016x}" for h, v in zip(pool.names, pool.views)}}
+            )
+
+
+def _decide_clidr(regs: dict[str, int], pending: list[str], pool: _Pool, result: BaselineResult) -> None:
+    """A differing CLIDR_EL1: the first host's value every host accepts with the baseline's CTR_EL0."""
+    if "CLIDR_EL1" not in pending:
+        return
+    ctr = regs.get("CTR_EL0", 0)
+    for v in pool.views:
+        candidate = v.registers["CLIDR_EL1"].limit
+        if all(not check_register("CLIDR_EL1", candidate, w, ctr) for w in pool.views):
+            regs["CLIDR_EL1"] = candidate
+            return
+    result.conflicts.append({"register": "CLIDR_EL1", "field": None, "hosts": {},
+                             "reason": "no host's CLIDR_EL1 is valid on every host"})
+
+
+def _verify(definition: CpuDefinition, pool: _Pool, result: BaselineResult) -> None:
+    """A rule the field-wise meet missed: report, never hand the definition out."""
+    for snap in pool.snaps:
+        verdict = check(definition, snap)
+        for b in verdict.blockers:
+            result.conflicts.append({"register": b.register, "field": b.field, "hosts": {snap.host: b.host},
+                                     "reason": b.reason})
+
+
+def _gives_up(regs: dict[str, int], pool: _Pool, result: BaselineResult) -> None:
+    """Per host: the properties the baseline lowers (only registers that differ are looked at)."""
+    props = properties()
+    for view, members in zip(pool.views, pool.members):
+        limits = {name: rv.limit for name, rv in view.registers.items()}
+        differ = {name for name, value in regs.items() if limits.get(name) != value}
+        lost = []
+        for prop in props:
+            regs_of = {f.register for f in prop.fields}
+            if not regs_of & differ or not all(r in regs and r in limits for r in regs_of):
+                continue
+            mine, ours = prop.extract(limits), prop.extract(regs)
+            if mine != ours:
+                lost.append(f"{prop.name}: {prop.format(mine)} -> {prop.format(ours)}")
+        for member in members:
+            result.gives_up[member] = lost
 
 
 def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
     hosts = list(hosts)
     if not hosts:
         raise InputError("baseline: no hosts given")
-    # group identical snapshots: first by shared register maps (a content-addressed store hands
-    # out one body per fingerprint), then by content
-    by_body: dict[int, tuple] = {}
-    distinct: dict[tuple, HostSnapshot] = {}
-    members: dict[tuple, list[str]] = {}
-    for h in hosts:
-        key = by_body.get(id(h.registers))
-        if key is None:
-            key = by_body[id(h.registers)] = h.content_key
-        if key not in distinct:
-            distinct[key] = h
-            members[key] = []
-        members[key].append(h.host)
-    snaps = list(distinct.values())
-    features = frozenset.intersection(*(s.vcpu_features for s in snaps))
-    views = [host_view(s, features) for s in snaps]
-    table = load_table()
+    pool = _pool(hosts)
     result = BaselineResult(None)
-    names = set.intersection(*(set(s.registers) for s in snaps))
-    for missing in sorted(set.union(*(set(s.registers) for s in snaps)) - names):
-        result.warnings.append(f"{missing}: not known on every host; left out of the baseline")
-    regs: dict[str, int] = {}
-    for name in sorted(names, key=lambda n: table.get(n).encoding if table.get(n) else (9, 9, 9, 9, 9)):
-        reg = table.get(name)
-        kinds = {v.registers[name].kind for v in views}
-        limits = [v.registers[name].limit for v in views]
-        if reg is None or not kinds <= {GENERIC} - {CLIDR}:
-            if len(set(limits)) == 1:
-                regs[name] = limits[0]
-            elif reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views):
-                regs[name] = Counter(limits).most_common(1)[0][0]
-            elif reg is not None and reg.aarch32:
-                regs[name] = -1  # decided below, with EL0/EL1
-            elif reg is not None and kinds == {CLIDR}:
-                regs[name] = -2  # decided below, with CTR_EL0
-            else:
-                result.conflicts.append(
-                    {"register": name, "field": None,
-                     "hosts": {v.snapshot.host: f"0x{lim:016x}" for v, lim in zip(views, limits)},
-                     "reason": "differs and cannot be changed on every host"}
-                )
-            continue
-        value = 0
-        for f in reg.fields:
-            fv, per_host = _field_value(f, views, name)
-            if fv is None:
-                result.conflicts.append(
-                    {"register": name, "field": f.name, "hosts": per_host,
-                     "reason": "no value every host accepts"}
-                )
-                continue
-            value = f.insert(value, fv)
-        # bits outside fields must be equal everywhere (they are: RES0/RES1 from the host table)
-        value |= limits[0] & ~sum(f.mask for f in reg.fields)
-        regs[name] = value
-    pfr0 = regs.get("ID_AA64PFR0_EL1", 0)
-    no_aarch32 = all(table.field(f"ID_AA64PFR0_EL1.{el}").extract(pfr0) < 2 for el in ("EL0", "EL1"))
-    for name, value in list(regs.items()):
-        reg = table.get(name)
-        if reg is not None and reg.aarch32 and no_aarch32:
-            del regs[name]
-        elif value == -1:
-            del regs[name]
-            result.conflicts.append(
-                {"register": name, "field": None, "reason": "AArch32 ID registers differ while AArch32 stays enabled",
-                 "hosts": {v.snapshot.host: f"0x{v.registers[name].limit:016x}" for v in views}}
-            )
-    if regs.get("CLIDR_EL1") == -2:
-        ctr = regs.get("CTR_EL0", 0)
-        for v in views:
-            candidate = v.registers["CLIDR_EL1"].limit
-            if all(not check_register("CLIDR_EL1", candidate, w, ctr) for w in views):
-                regs["CLIDR_EL1"] = candidate
-                break
-        else:
-            del regs["CLIDR_EL1"]
-            result.conflicts.append({"register": "CLIDR_EL1", "field": None, "hosts": {},
-                                     "reason": "no host's CLIDR_EL1 is valid on every host"})
+    regs, pending = _registers(pool, result)
+    _decide_aarch32(regs, pending, pool, result)
+    _decide_clidr(regs, pending, pool, result)
     if result.conflicts:
         return result
-    names_list = sorted(h.host for h in hosts)
+    first_names = heapq.nsmallest(50, (h.host for h in hosts))
     definition = CpuDefinition(
-        regs, features, name="baseline", provenance={"baseline_of": names_list[:50], "hosts": len(hosts)}
+        regs, pool.features, name="baseline", provenance={"baseline_of": first_names, "hosts": len(hosts)}
     )
-    for snap in snaps:
-        verdict = check(definition, snap)
-        if not verdict.usable:  # a rule the field-wise meet missed: report, never hand it out
-            for b in verdict.blockers:
-                result.conflicts.append({"register": b.register, "field": b.field, "hosts": {snap.host: b.host},
-                                         "reason": b.reason})
+    _verify(definition, pool, result)
     if result.conflicts:
         return result
     result.definition = definition
-    props = properties()
-    for snap, view in zip(snaps, views):
-        lost = []
-        for prop in props:
-            if not all(f.register in regs and f.register in view.registers for f in prop.fields):
-                continue
-            mine = prop.extract({r: view.registers[r].limit for r in {f.register for f in prop.fields}})
-            ours = prop.extract(regs)
-            if mine != ours:
-                lost.append(f"{prop.name}: {prop.format(mine)} -> {prop.format(ours)}")
-        for member in members[snap.content_key]:
-            result.gives_up[member] = lost
+    _gives_up(regs, pool, result)
     return result

@@ -8,15 +8,11 @@ rule in ``check`` needs, so a check is a few integer operations per differing re
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass
 
+from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.table import Field, Register, load_table, vcpu_features
-
-_ATTR = "_arm_cpu_filter_views"
 
 #: Register "kinds" the acceptance rule treats specially.
 GENERIC, IMPL_ID, CLIDR, AARCH32_RAZ, NOT_SETTABLE, NO_MASKS, UNKNOWN = (
@@ -41,25 +37,18 @@ class RegisterView:
     checked_mask: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HostView:
+    #: the snapshot the view was built from; views are shared by snapshots of equal content, so
+    #: read only content from it (kernel, masks, capabilities), never its host name
     snapshot: HostSnapshot
     features: frozenset[str]
     registers: dict[str, RegisterView]
     aarch32_el0: bool
-    el0_el1_zero_ok: bool
-    #: (register, field) -> the formatted values the host accepts, filled by ``check`` on demand
-    #: (a blocked catalog asks for the same few fields again and again)
-    supported: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def writable_impl_id_regs(self) -> bool:
         return self.snapshot.writable_impl_id_regs
-
-
-@cache
-def _kernel_rules() -> dict:
-    return tomllib.loads((Path(__file__).with_name("data") / "kernel-rules.toml").read_text())
 
 
 def hidden_mask(register: str, features: frozenset[str]) -> int:
@@ -93,21 +82,13 @@ def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
 
 
 def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
-    """The compiled view of ``snap`` for a VM using ``features`` (cached on the snapshot)."""
-    cache_ = snap.__dict__.setdefault(_ATTR, {})
-    view = cache_.get(features)
-    if view is None:
-        view = cache_[features] = _build(snap, features & snap.vcpu_features)
-    return view
+    """The compiled view of ``snap`` for a VM using ``features`` (from the engine's cache)."""
+    return _views(snap, features)
 
 
-def _build(snap: HostSnapshot, features: frozenset[str]) -> HostView:
+def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     table = load_table()
-    pfr0 = snap.registers.get("ID_AA64PFR0_EL1", 0)
-    el0 = table.field("ID_AA64PFR0_EL1.EL0").extract(pfr0)
-    aarch32_el0 = el0 >= 2
-    major, minor, _ = snap.kernel_version
-    lenient = f"{major}.{minor}" in _kernel_rules()["el0_el1_zero_accepted"]["series"]
+    aarch32_el0 = snap.aarch32_el0
     views: dict[str, RegisterView] = {}
     for name, value in snap.registers.items():
         reg = table.get(name)
@@ -121,4 +102,13 @@ def _build(snap: HostSnapshot, features: frozenset[str]) -> HostView:
         for f in checked:
             mask |= f.mask
         views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
-    return HostView(snap, features, views, aarch32_el0, lenient)
+    return HostView(snap, features, views, aarch32_el0)
+
+
+#: bounded: 4096 snapshot objects and 4096 distinct snapshot contents (see ``SnapshotCache``)
+_views: SnapshotCache[HostView] = SnapshotCache(lambda snap, features: build_view(snap, features & snap.vcpu_features))
+
+
+def clear_views() -> None:
+    """Forget every host view (``check.clear_caches``)."""
+    _views.clear()

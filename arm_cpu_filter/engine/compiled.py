@@ -1,0 +1,285 @@
+"""The compiled acceptance rule: a verdict in a handful of big-integer operations.
+
+A host view is compiled once into integers over the whole register file, 64 bits per register
+(slot) in the host's register order:
+
+* ``target``/``exact``: bits that must equal the target (KVM's limit; 0 for CLIDR's RES0 bits
+  and MIDR's upper half when implementation IDs are writable);
+* per field KVM compares by policy, a *lane* of ``width + 1`` bits in a second, "spread" integer
+  whose top (guard) bit stays free; the field's accepted values (policy, signedness and setter
+  rules folded in) form one or two intervals of ordinals ``[lo, hi]``, and all lanes compare at
+  once: ``(hi | guard) - v`` keeps a lane's guard bit iff ``v <= hi``, ``(v | guard) - lo`` iff
+  ``v >= lo`` (no borrow crosses lanes).
+
+A definition is packed once per register layout into the same two forms.  Registers the
+integers cannot express (more than two intervals, CLIDR on a host without CTR_EL0.IDC) stay
+"slow" and go through the reference rule.  Caches are bounded (see the constants below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from arm_cpu_filter.engine.cache import BoundedCache, SnapshotCache
+from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
+from arm_cpu_filter.engine.rule import check_register, field_accepts
+from arm_cpu_filter.engine.setters import kernel_series, refusal, setter_rules
+from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
+from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
+
+_FULL = (1 << 64) - 1
+#: bounds of the caches below (entries)
+COMPILED_HOSTS = 4096
+REGISTER_CHUNKS = 16384
+SPREAD_VALUES = 65536
+PACKED_DEFINITIONS = 4096
+LAYOUTS = 256
+
+
+@cache
+def _lanes(register: str) -> tuple[tuple[tuple[Field, int], ...], int, int]:
+    """Policy fields of a table register with their lane offsets, the register's spread width
+    and its guard bits (registers outside the table have no lanes)."""
+    reg = load_table().get(register)
+    lanes, offset, guard = [], 0, 0
+    for f in reg.fields if reg is not None else ():
+        if f.policy:
+            lanes.append((f, offset))
+            guard |= 1 << (offset + f.width)
+            offset += f.width + 1
+    return tuple(lanes), offset, guard
+
+
+def _flip(f: Field) -> int:
+    """XOR that turns a raw value into an unsigned ordinal (signed fields: two's complement order)."""
+    return 1 << (f.width - 1) if f.signed else 0
+
+
+def _runs(ordinals: set[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for u in sorted(ordinals):
+        if runs and runs[-1][1] == u - 1:
+            runs[-1] = (runs[-1][0], u)
+        else:
+            runs.append((u, u))
+    return runs
+
+
+def _intervals(f: Field, lim: int, host: HostSnapshot) -> list[tuple[int, int]] | None:
+    """Accepted ordinals of a policy-checked field as intervals (None: the host's own value is
+    refused by a setter, so the register must equal the host's)."""
+    flip, top = _flip(f), f.max
+    if f.qualname in setter_rules():
+        if refusal(f, lim, host):
+            return None
+        return _runs({v ^ flip for v in range(top + 1) if field_accepts(f, v, lim) and not refusal(f, v, host)})
+    lu = lim ^ flip
+    if f.policy == LOWER:
+        return [(0, lu)]
+    if f.policy == HIGHER:
+        return [(lu, top)]
+    if f.policy == HIGHER_OR_ZERO:
+        return [(lu, lu)] if lim == 0 else [(lu, top), (flip, flip)]
+    if f.policy == EXACT and f.safe is not None and f.safe != lim:
+        return [(lu, lu), (f.safe ^ flip, f.safe ^ flip)]
+    return [(lu, lu)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One register compiled: slot-relative exact mask and target, lane-relative bounds."""
+
+    exact: int
+    target: int
+    hi: int
+    lo: int
+    hi2: int
+    lo2: int
+    alt: int  # guard bits of lanes with a second interval
+    slow: bool
+
+
+_PASS = (0, 0, 0, 0, 0, 0)  # no exact bits, every lane [0, max]
+
+
+def _chunk(rv: RegisterView, view: HostView, idc: bool) -> _Chunk:
+    lanes, _, _ = _lanes(rv.name)
+    open_hi = sum(f.max << off for f, off in lanes)
+    kind, limit = rv.kind, rv.limit
+    if kind == CLIDR:
+        if view.snapshot.writable_masks is None:
+            return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
+        if not idc:
+            return _Chunk(0, 0, open_hi, 0, 0, 0, 0, True)
+        return _Chunk(_FULL & ~rv.writable, 0, open_hi, 0, 0, 0, 0, False)
+    if kind == IMPL_ID and view.writable_impl_id_regs:
+        if rv.name != "MIDR_EL1":
+            return _Chunk(0, 0, open_hi, 0, 0, 0, 0, False)
+        if limit >> 32:
+            return _Chunk(0, 0, open_hi, 0, 0, 0, 0, True)
+        return _Chunk(_FULL & ~0xFFFFFFFF, 0, open_hi, 0, 0, 0, 0, False)
+    if kind != GENERIC:
+        return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
+    hi = lo = hi2 = lo2 = alt = 0
+    checked = set(rv.checked)
+    for f, off in lanes:
+        if f not in checked:
+            hi |= f.max << off
+            continue
+        spans = _intervals(f, f.extract(limit), view.snapshot)
+        if spans is None:  # the register passes only unchanged
+            return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
+        if len(spans) > 2:
+            return _Chunk(0, 0, open_hi, 0, 0, 0, 0, True)
+        (a, b), *rest = spans
+        lo |= a << off
+        hi |= b << off
+        if rest:
+            lo2 |= rest[0][0] << off
+            hi2 |= rest[0][1] << off
+            alt |= 1 << (off + f.width)
+    return _Chunk(_FULL & ~rv.checked_mask, limit, hi, lo, hi2, lo2, alt, False)
+
+
+_chunks: BoundedCache[_Chunk] = BoundedCache(REGISTER_CHUNKS)
+
+
+class Layout:
+    """Slot and lane positions of one register order (hosts of a kernel share it)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.base: list[int] = []
+        guard = offset = 0
+        for n in names:
+            _, width, g = _lanes(n)
+            self.base.append(offset)
+            guard |= g << offset
+            offset += width
+        self.guard = guard
+        self._packed: BoundedCache[_Packed] = BoundedCache(PACKED_DEFINITIONS)
+
+    def packed(self, definition: CpuDefinition) -> _Packed:
+        p = self._packed.get(definition)
+        if p is None:
+            p = self._packed.put(definition, self._pack(definition))
+        return p
+
+    def _pack(self, definition: CpuDefinition) -> _Packed:
+        value = present = spread = guards = 0
+        for name, v in definition.registers.items():
+            i = self.index.get(name)
+            if i is None:
+                if name in PER_VCPU_REGISTERS:
+                    continue
+                return _Packed(0, 0, 0, 0, 0, foreign=True)
+            value |= v << (64 * i)
+            present |= _FULL << (64 * i)
+            base = self.base[i]
+            spread |= _spread(name, v) << base
+            guards |= _lanes(name)[2] << base
+        return _Packed(value, present, spread, spread | self.guard, guards, foreign=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    value: int  # register values, 64 bits per slot
+    present: int  # all-ones slots of the registers the definition sets
+    spread: int  # lane ordinals
+    spread_guarded: int  # lane ordinals with every guard bit set
+    guards: int  # guard bits of the lanes of the registers the definition sets
+    foreign: bool  # sets a register the host does not have
+
+
+_spreads: BoundedCache[int] = BoundedCache(SPREAD_VALUES)
+
+
+def _spread(name: str, v: int) -> int:
+    key = (name, v)
+    s = _spreads.get(key)
+    if s is None:
+        s = 0
+        for f, off in _lanes(name)[0]:
+            s |= (((v >> f.shift) & f.max) ^ _flip(f)) << off
+        s = _spreads.put(key, s)
+    return s
+
+
+_layouts: BoundedCache[Layout] = BoundedCache(LAYOUTS)
+
+
+def _layout(names: tuple[str, ...]) -> Layout:
+    layout = _layouts.get(names)
+    if layout is None:
+        layout = _layouts.put(names, Layout(names))
+    return layout
+
+
+class CompiledHost:
+    """One host view as integers over the layout of its registers."""
+
+    def __init__(self, view: HostView) -> None:
+        self.view = view
+        snap = view.snapshot
+        self.ctr = snap.registers.get("CTR_EL0", 0)
+        idc = bool(load_table().field("CTR_EL0.IDC").extract(self.ctr))
+        self.layout = layout = _layout(tuple(view.registers))
+        series = kernel_series(snap)
+        impl = view.writable_impl_id_regs
+        exact = target = hi = lo = hi2 = lo2 = alt = 0
+        slow = []
+        for i, (name, rv) in enumerate(view.registers.items()):
+            key = (name, rv.kind, rv.limit, rv.writable, series, impl, idc, snap.writable_masks is None)
+            c = _chunks.get(key)
+            if c is None:
+                c = _chunks.put(key, _chunk(rv, view, idc))
+            if c.slow:
+                slow.append(name)
+            s, b = 64 * i, layout.base[i]
+            exact |= c.exact << s
+            target |= c.target << s
+            hi |= c.hi << b
+            lo |= c.lo << b
+            if c.alt:
+                hi2 |= c.hi2 << b
+                lo2 |= c.lo2 << b
+                alt |= c.alt << b
+        self.exact, self.target = exact, target
+        self.hi_guarded, self.lo = hi | layout.guard, lo
+        self.hi2_guarded, self.lo2, self.alt = hi2 | layout.guard, lo2, alt
+        self.slow = tuple(slow)
+
+    def accepts(self, definition: CpuDefinition) -> bool:
+        p = self.layout.packed(definition)
+        if p.foreign or (p.value ^ self.target) & self.exact & p.present:
+            return False
+        guards = p.guards
+        fails = guards & ~((self.hi_guarded - p.spread) & (p.spread_guarded - self.lo))
+        if fails and (fails & ~self.alt or (self.hi2_guarded - p.spread) & (p.spread_guarded - self.lo2) & fails != fails):
+            return False
+        for name in self.slow:
+            v = definition.registers.get(name)
+            if v is not None and check_register(name, v, self.view, self.ctr):
+                return False
+        return True
+
+
+_compiled: SnapshotCache[CompiledHost] = SnapshotCache(
+    lambda snap, features: CompiledHost(host_view(snap, features)), COMPILED_HOSTS
+)
+
+
+def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
+    """The verdict of the acceptance rule (``rule.reference_check(...).usable``), compiled."""
+    features = definition.vcpu_features
+    if not features <= host.vcpu_features:
+        return False
+    return _compiled(host, features).accepts(definition)
+
+
+def clear_compiled() -> None:
+    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``)."""
+    for c in (_compiled, _chunks, _spreads, _layouts):
+        c.clear()
