@@ -7,7 +7,7 @@ pool of hosts shares), ``fix`` (the smallest override set that makes a definitio
 """
 
 from arm_cpu_filter.engine.baseline import BaselineResult, baseline
-from arm_cpu_filter.engine.check import Blocker, CheckResult, check
+from arm_cpu_filter.engine.check import Blocker, CheckResult, accepts, check
 from arm_cpu_filter.engine.compare import CompareResult, compare
 from arm_cpu_filter.engine.fix import fix
 from arm_cpu_filter.engine.modelfix import ModelFix, fix_model
@@ -18,6 +18,7 @@ __all__ = [
     "Blocker",
     "CheckResult",
     "CompareResult",
+    "accepts",
     "ModelFix",
     "baseline",
     "check",

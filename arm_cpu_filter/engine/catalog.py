@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from arm_cpu_filter.engine.check import check
+from arm_cpu_filter.engine.check import accepts
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.models import catalog, realize
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -25,4 +25,4 @@ def model_definitions() -> dict[str, CpuDefinition]:
 
 def usable_models(snapshot: HostSnapshot) -> list[str]:
     """Names of the catalog models ``snapshot``'s KVM would realize."""
-    return [name for name, d in model_definitions().items() if check(d, snapshot).usable]
+    return [name for name, d in model_definitions().items() if accepts(d, snapshot)]

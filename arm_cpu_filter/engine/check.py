@@ -20,11 +20,17 @@ from arm_cpu_filter.engine.rule import (
 )
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 
-__all__ = ["Blocker", "CheckResult", "check", "check_register", "field_accepts", "supported_raws"]
+__all__ = ["Blocker", "CheckResult", "accepts", "check", "check_register", "field_accepts", "supported_raws"]
 
 USABLE = CheckResult(True)
 #: refusals of the last 4096 (definition, host) objects: building blockers costs ~1 ms
 _refused: BoundedCache[CheckResult] = BoundedCache(4096)
+
+
+def accepts(definition: CpuDefinition, host: HostSnapshot) -> bool:
+    """``check(definition, host).usable`` without building blockers: what a scheduler filter or
+    a catalog listing needs (a few integer operations once the host is compiled)."""
+    return is_usable(definition, host)
 
 
 def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:

@@ -4,7 +4,7 @@ definition usable on ``host`` -- or None when a blocker cannot be lifted by writ
 
 from __future__ import annotations
 
-from arm_cpu_filter.engine.check import CheckResult, check, supported_raws
+from arm_cpu_filter.engine.check import CheckResult, accepts, check, supported_raws
 from arm_cpu_filter.engine.hostview import host_view
 from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -41,6 +41,6 @@ def fix(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult | No
         prop = props.by_field.get(f.qualname)
         touched.add(prop.name if prop else raw_name(b.register, f.name))
     fixed = CpuDefinition(regs, definition.vcpu_features)
-    if not check(fixed, host).usable:
+    if not accepts(fixed, host):
         return None
     return {name: props.get(name).read(regs) for name in touched}

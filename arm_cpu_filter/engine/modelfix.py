@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from arm_cpu_filter.engine.check import Blocker, CheckResult, check, supported_raws
+from arm_cpu_filter.engine.check import Blocker, CheckResult, accepts, check, supported_raws
 from arm_cpu_filter.engine.fix import nearest_accepted
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
 from arm_cpu_filter.errors import InputError
@@ -131,7 +131,7 @@ def _pruned(name: str, given: dict[str, str], extra: dict[str, str], host: HostS
     for key in list(extra):
         trial = {k: v for k, v in extra.items() if k != key}
         try:
-            if check(realize_model(name, {**given, **trial}), host).usable:
+            if accepts(realize_model(name, {**given, **trial}), host):
                 extra = trial
         except InputError:  # e.g. a gated field override without its composite: keep the key
             continue

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from arm_cpu_filter.engine import check
+from arm_cpu_filter.engine import accepts, check
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.store import HostRecord, HostStore, StoreError
@@ -171,7 +171,7 @@ class Fleet:
         key = (definition.fingerprint, snapshot.fingerprint)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = check(definition, snapshot).usable
+            verdict = accepts(definition, snapshot)
             if len(self._verdicts) >= self.cache_size:
                 self._verdicts.clear()
             self._verdicts[key] = verdict

@@ -5,12 +5,19 @@ always travel as bound parameters.  Tables are created on first use (``arm_cpu_f
 Database outages: pooled connections are pinged before use (a restarted server's dead
 connections are replaced), every failure is a one-line StoreError without SQL text and with
 the password masked, and the next call simply tries again -- no reset is needed to recover.
+
+SQLite busy: a statement that finds the database locked ("database is locked": another process
+switching it to WAL, creating the tables, or a write snapshot gone stale) is retried a bounded
+number of times after short pauses, so a reader does not report the store unavailable while
+an agent commits.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,6 +38,9 @@ from arm_cpu_filter.store.files import DIR_MODE, FILE_MODE, makedirs
 #: otherwise: minutes of a stuck scheduler when the database host is unreachable)
 CONNECT_TIMEOUT = 10
 _PASSWORD = re.compile(r"^[\w+.-]+://[^:/@]*:([^@]*)@")
+#: pauses (seconds) before each retry of an SQLite statement that found the database locked;
+#: each attempt also waits up to the driver's busy timeout (pysqlite: 5 s, ``?timeout=`` in the URL)
+SQLITE_BUSY_PAUSES = (0.05, 0.2, 0.5, 1.0)
 
 
 def _tables(sa: Any) -> tuple[Any, dict[str, Any], Any, Any]:
@@ -62,9 +72,17 @@ def _tables(sa: Any) -> tuple[Any, dict[str, Any], Any, Any]:
     return md, blob, hosts, instances
 
 
+def _sqlite_busy(exc: Exception) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED as the driver words them."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
 class SqlStore(HostStore):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sleep: Callable[[float], None] = time.sleep) -> None:
+        """``sleep`` pauses between retries of a locked SQLite database (tests inject their own)."""
         super().__init__()
+        self._sleep = sleep
         import sqlalchemy as sa
         from sqlalchemy import exc as sa_exc
 
@@ -123,11 +141,19 @@ class SqlStore(HostStore):
             raise StoreError(f"store {self.url}: cannot create {exc.filename}: {exc.strerror}") from None
 
     def _run(self, write: bool, fn: Any) -> Any:
-        try:
-            with self._conn(write) as conn:
-                return fn(conn)
-        except self._exc.SQLAlchemyError as exc:
-            raise self._error(exc) from None
+        """``fn(conn)`` in a connection (a transaction when writing, rolled back on failure, so a
+        retry after SQLite reported the database locked starts afresh)."""
+        pauses = iter(SQLITE_BUSY_PAUSES if self._engine.dialect.name == "sqlite" else ())
+        while True:
+            try:
+                with self._conn(write) as conn:
+                    return fn(conn)
+            except (self._exc.SQLAlchemyError, StoreError) as exc:
+                cause = exc.__cause__ or exc.__context__ if isinstance(exc, StoreError) else exc
+                pause = next(pauses, None) if cause is not None and _sqlite_busy(cause) else None
+                if pause is None:
+                    raise (exc if isinstance(exc, StoreError) else self._error(exc)) from None
+                self._sleep(pause)
 
     def _insert_ignoring_duplicate(self, table: Any, values: dict[str, Any]) -> bool:
         try:

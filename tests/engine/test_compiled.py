@@ -74,3 +74,13 @@ def test_compiled_agrees_with_reference_on_random_field_mutations(case) -> None:
 def test_catalog_on_every_sample_host_agrees() -> None:
     verdicts = [assert_agree(d, h) for d in DEFINITIONS for h in HOSTS]
     assert any(verdicts) and not all(verdicts)
+
+
+def test_accepts_is_the_verdict_without_blockers():
+    from arm_cpu_filter.engine import accepts
+    from arm_cpu_filter.models import realize
+
+    hosts = sample_hosts()
+    assert accepts(realize("graviton2-v1"), hosts["graviton2"]) is True
+    assert accepts(realize("graviton2-v1"), hosts["altra"]) is False  # REVIDR and DIC (6.12)
+    assert check(realize("graviton2-v1"), hosts["altra"]).usable is False

@@ -1,4 +1,4 @@
-"""Host snapshots for the model tests, built from the real dumps in ../shared/reference/hosts.
+"""Host snapshots for the model tests, built from the real dumps committed in tools/inputs/hosts.
 
 The bundled samples (``arm_cpu_filter.samples``) model Linux 6.12 hosts.  The known cases of the
 model issue (Graviton3 -> Graviton4, Neoverse V1 on Grace, ...) are about hosts whose KVM lets
@@ -6,7 +6,8 @@ userspace set the fields involved (Linux 7.3: TGRAN*_2 writable; >= 6.15: MIDR/R
 so they are built here the way the issue says: registers from the newest real KVM dump (Firecracker
 fingerprints, host kernel 6.18.30), the fields Firecracker hides (PMU, SVE, PtrAuth) from the
 system-litmus-harness dumps of the same instance types, ZFR0 from the arm-cpusysregs dump, and
-the writable masks of the 7.3 table (reference/linux/idreg-fields.json ``kvm.writable_mask``).
+the writable masks of the 7.3 table (tools/inputs/linux/idreg-fields.json ``kvm.writable_mask``).
+A missing input fails the test naming the file (tools.inputs.MissingInput), it never skips.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import json
 from functools import cache
 from pathlib import Path
 
+from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.table import load_table
+from tools import inputs
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference"
-HOSTS = REF / "hosts"
 ALL_FEATURES = ["psci-0.2", "pmu-v3", "sve", "ptrauth-address", "ptrauth-generic"]
 GATED = {
     "pmu": ["ID_AA64DFR0_EL1.PMUVer", "ID_DFR0_EL1.PerfMon"],
@@ -28,19 +29,20 @@ GATED = {
 }
 
 
-def available() -> bool:
-    return HOSTS.is_dir()
+def dump(name: str) -> Path:
+    """The committed reference dump ``name`` (fails naming it when absent)."""
+    return inputs.path(f"hosts/{name}")
 
 
 def _regs(name: str) -> dict[str, int]:
     table = load_table()
-    data = json.loads((HOSTS / name).read_text())["registers"]
+    data = json.loads(dump(name).read_text())["registers"]
     return {table.register(k).name: int(v, 16) for k, v in data.items() if table.get(k)}
 
 
 @cache
 def masks_73() -> dict[str, int]:
-    data = json.loads((REF / "linux" / "idreg-fields.json").read_text())
+    data = json.loads(inputs.path("linux/idreg-fields.json").read_text())
     return {r["name"]: int(r["kvm"]["writable_mask"], 16) for r in data["registers"]
             if r["kvm"].get("writable_mask") and load_table().get(r["name"])}
 
@@ -108,10 +110,6 @@ def graviton2() -> HostSnapshot:
     return _snapshot("graviton2-6.18", regs, ["psci-0.2", "pmu-v3"])
 
 
-def sample(name: str) -> HostSnapshot | None:
-    """The bundled sample ``name`` if the samples package has it."""
-    try:
-        from arm_cpu_filter.samples import sample_host, sample_names
-    except ImportError:  # pragma: no cover - samples ship with the package
-        return None
-    return sample_host(name) if name in sample_names() else None
+def sample(name: str) -> HostSnapshot:
+    """The bundled sample ``name`` (an unknown name is an error naming the choices)."""
+    return sample_host(name)

@@ -4,12 +4,15 @@
     imports once, then per ``go`` line on stdin forks a child that runs the real agent loop
     (``agent.run``: boot check, publish, provider config) alternating between two snapshots,
     prints the child's pid, waits for it (the test SIGKILLs it) and prints ``reaped STATUS``.
-``publish-loop URL START END SEED HOST,HOST... SNAP,SNAP...``
-    publishes random snapshots to random hosts (the publish path of the agent) from START to
-    END (epoch seconds); prints a JSON summary.
-``read-loop URL START END HOST,HOST... SNAP,SNAP...``
+``publish-loop URL COUNT SEED HOST,HOST... FIRST SNAP,SNAP...``
+    prints ``ready`` once imported with the store open; on ``first`` (stdin) publishes snapshot
+    FIRST to every host (racing the other publishers to create the tables) and prints ``done``;
+    on ``go`` publishes COUNT random SNAPs to the hosts in turn (the publish path of the agent)
+    and prints a JSON summary.
+``read-loop URL STOP_FILE HOST,HOST... SNAP,SNAP...``
     the scheduler's view (a Fleet with no caching of host records, snapshot cache cleared each
-    time) read in a loop; every record seen must be complete and consistent; prints JSON.
+    time) read in a loop; prints ``ready`` after its first read, and reads once more after
+    STOP_FILE appears, then stops.  Every record seen must be complete and consistent; prints JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import os
 import random
 import sys
-import time
+from pathlib import Path
 
 
 def _snapshots(names: str) -> list:
@@ -62,28 +65,35 @@ def fork_server(url: str, host: str, snap_a: str, snap_b: str, provider_config: 
         print("reaped", status, flush=True)
 
 
-def _wait_until(start: float) -> None:
-    time.sleep(max(0.0, start - time.time()))
+def _expect(word: str) -> None:
+    line = sys.stdin.readline().strip()
+    if line != word:
+        raise SystemExit(f"worker: expected {word!r} on stdin, got {line!r}")
 
 
-def publish_loop(url: str, start: str, end: str, seed: str, hosts: str, names: str) -> None:
+def publish_loop(url: str, count: str, seed: str, hosts: str, first: str, names: str) -> None:
     from arm_cpu_filter.store import StoreError, open_store
 
     snaps, names_ = _snapshots(names), hosts.split(",")
     rng = random.Random(int(seed))
     store = open_store(url)
     done, errors = 0, []
-    _wait_until(float(start))
-    while time.time() < float(end):
+    print("ready", flush=True)
+    _expect("first")
+    for host in names_:
+        store.publish(_snapshots(first)[0], host=host)
+    print("done", flush=True)
+    _expect("go")
+    for i in range(int(count)):
         try:
-            store.publish(rng.choice(snaps), host=rng.choice(names_))
+            store.publish(rng.choice(snaps), host=names_[i % len(names_)])
             done += 1
-        except StoreError as exc:  # a write that failed cleanly (e.g. SQLite busy): not a read inconsistency
+        except StoreError as exc:  # a write that failed cleanly: counted, not a read inconsistency
             errors.append(str(exc))
     print(json.dumps({"published": done, "write_errors": len(errors), "first_errors": errors[:3]}))
 
 
-def read_loop(url: str, start: str, end: str, hosts: str, names: str) -> None:
+def read_loop(url: str, stop_file: str, hosts: str, names: str) -> None:
     from arm_cpu_filter.scheduler.fleet import Fleet
     from arm_cpu_filter.store import open_store
 
@@ -93,29 +103,36 @@ def read_loop(url: str, start: str, end: str, hosts: str, names: str) -> None:
     fleet = Fleet(store, max_age=0, refresh_interval=0)
     iterations = checks = changes = unavailable = 0
     bad: list[str] = []
+    errors: list[str] = []
     last: dict[str, str] = {}
-    _wait_until(float(start))
-    while time.time() < float(end):
+    stop = Path(stop_file)
+    while True:
+        final = stop.exists()  # checked before the read: the last read comes after every publish
         store._blobs.clear()  # read every body again: each load verifies content against fingerprint
         fleet.refresh(force=True)
         iterations += 1
         if fleet.load_error:
             unavailable += 1
-            continue
-        for name, rec in fleet.records().items():
-            checks += 1
-            data = fleet.host(name)
-            if name not in expected_hosts:
-                bad.append(f"unexpected host {name!r}")
-            elif data.snapshot is None:
-                bad.append(f"{name}: {data.problem}")
-            elif data.snapshot.fingerprint != rec.fingerprint or rec.fingerprint not in allowed:
-                bad.append(f"{name}: record {rec.fingerprint[:12]} vs snapshot {data.snapshot.fingerprint[:12]}")
-            else:
-                changes += last.get(name, rec.fingerprint) != rec.fingerprint
-                last[name] = rec.fingerprint
-    print(json.dumps({"iterations": iterations, "checks": checks, "changes_seen": changes,
-                      "unavailable": unavailable, "inconsistent": len(bad), "first_inconsistent": bad[:5]}))
+            errors.append(fleet.load_error)
+        else:
+            for name, rec in fleet.records().items():
+                checks += 1
+                data = fleet.host(name)
+                if name not in expected_hosts:
+                    bad.append(f"unexpected host {name!r}")
+                elif data.snapshot is None:
+                    bad.append(f"{name}: {data.problem}")
+                elif data.snapshot.fingerprint != rec.fingerprint or rec.fingerprint not in allowed:
+                    bad.append(f"{name}: record {rec.fingerprint[:12]} vs snapshot {data.snapshot.fingerprint[:12]}")
+                else:
+                    changes += last.get(name, rec.fingerprint) != rec.fingerprint
+                    last[name] = rec.fingerprint
+        if iterations == 1:
+            print("ready", flush=True)
+        if final:
+            break
+    print(json.dumps({"iterations": iterations, "checks": checks, "changes_seen": changes, "unavailable": unavailable,
+                      "first_unavailable": errors[:3], "inconsistent": len(bad), "first_inconsistent": bad[:5]}))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ from arm_cpu_filter.errors import InputError, UnknownNameError
 from arm_cpu_filter.samples import SAMPLE_DIR, sample_host, sample_hosts
 from arm_cpu_filter.snapshot import HostSnapshot, dumps
 from arm_cpu_filter.table import load_table
+from tools import inputs
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference" / "hosts"
 LAB = ROOT / "tests" / "fixtures" / "lab"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference/hosts is not beside the checkout")
 
 NAMES = {"a64fx", "altra", "altra-7.3", "cortex-a72", "grace", "graviton2", "graviton2-7.3", "graviton3",
          "graviton3-6.1", "graviton4", "neoverse-n1", "neoverse-v1"}
@@ -57,7 +56,12 @@ def test_round_trip_and_provenance(name):
     assert snap.source == "converted" and snap.host == name
     prov = snap.provenance
     assert prov["converted_by"].startswith("tools/samples/convert.py")
+    assert prov["converted_by"] == ("tools/samples/convert.py from tools/inputs/hosts "
+                                    "(tools/samples/samples.toml, tools/samples/kvm-sanitise.toml)")
     assert prov["sources"] and all(s["upstream"] and s["kind"] for s in prov["sources"].values())
+    # every dump used is a committed input, recorded with the digest the manifest lists
+    listed = inputs.manifest()
+    assert {f: s["sha256"] for f, s in prov["sources"].items()} == {f: listed[f"hosts/{f}"]["sha256"] for f in prov["sources"]}
     # every register says where it came from (a dump, a fill or a derivation)
     assert set(snap.registers) <= set(prov["registers"])
     assert check(snap.as_definition(), snap).usable
@@ -197,8 +201,7 @@ QEMU_NO_EL3 = ("ID_AA64PFR0_EL1.EL3", "ID_PFR1_EL1.Security", "ID_DFR0_EL1.CopSD
 def test_trm_samples_match_real_kvm_on_the_same_qemu_model(name):
     """Sanitising the TRM table gives what the real 6.12 KVM reported for QEMU's model of that core."""
     lab_file = LAB / "6.12" / f"{name}.json"
-    if not lab_file.exists():
-        pytest.skip(f"no lab snapshot {lab_file}")
+    assert lab_file.exists(), f"lab snapshot {lab_file.relative_to(ROOT)} is missing from the checkout"
     lab = json.loads(lab_file.read_text())
     sample, table = sample_host(name), load_table()
     diffs = {}
@@ -214,22 +217,20 @@ def test_trm_samples_match_real_kvm_on_the_same_qemu_model(name):
     assert set(lab["vcpu_features"]) == set(sample.vcpu_features)
 
 
-@needs_reference
 def test_committed_samples_are_what_the_converter_produces():
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "samples" / "convert.py"), str(REFERENCE), "--check"],
+    """From the committed dumps (tools/inputs/hosts): a clone verifies its own samples."""
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "samples" / "convert.py"), "--check"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"convert: {len(NAMES)} samples up to date"
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "arm-kvm-lab.md").exists(), reason="../shared is not beside the checkout")
 def test_committed_masks_are_the_lab_measurements():
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "samples" / "masks.py"), "--check"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 
 
-@needs_reference
 def test_converter_refuses_to_guess(tmp_path):
     sys.path.insert(0, str(ROOT / "tools" / "samples"))
     try:

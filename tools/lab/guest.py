@@ -37,7 +37,7 @@ def timing(job: dict) -> dict:
     """The issue's two speed figures, measured inside the emulated host: a whole snapshot read
     (the ioctls of the agent), and the engine's check of a definition against asking KVM by
     trial (scratch VM + vCPU + writes + read-backs) for the same definition."""
-    from arm_cpu_filter.engine import check
+    from arm_cpu_filter.engine import accepts
     from arm_cpu_filter.engine.check import clear_caches
     from arm_cpu_filter.kvm import probe_definition, read_snapshot
     from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -50,18 +50,18 @@ def timing(job: dict) -> dict:
     out: dict = {"snapshot_read_ms": reads, "definitions": {}}
     impl_id = bool(snap["capabilities"]["writable_impl_id_regs"])
     for d in job["definitions"].values():  # load the table and rules once, as a long-lived process has
-        check(CpuDefinition.from_dict(d), HostSnapshot.from_dict(snap))
+        accepts(CpuDefinition.from_dict(d), HostSnapshot.from_dict(snap))
     for name, d in job["definitions"].items():
         definition = CpuDefinition.from_dict(d)
         host = HostSnapshot.from_dict(snap)
         clear_caches()  # the first check on a host never seen: compiles the host and the definition
         t = time.perf_counter()
-        verdict = check(definition, host).usable
+        verdict = accepts(definition, host)
         cold_us = (time.perf_counter() - t) * 1e6
         n = 200
         t = time.perf_counter()
         for _ in range(n):
-            check(definition, host)
+            accepts(definition, host)
         warm_us = (time.perf_counter() - t) / n * 1e6
         regs = {r: int(v, 16) for r, v in d["registers"].items()}
         trials = [probe_definition(regs, features=d["vcpu_features"], enable_impl_id_regs=impl_id) for _ in range(3)]

@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Convert the reference host dumps into the bundled sample HostSnapshots (format 1).
 
-Inputs: the reference dumps directory (``../shared/reference/hosts``, an argument), the sample
+Inputs: the reference dumps directory (the committed ``tools/inputs/hosts`` unless given), the sample
 list ``tools/samples/samples.toml`` (which dumps make which sample, and why), KVM's sanitisation
 as data ``tools/samples/kvm-sanitise.toml`` and the per-kernel writable masks
 ``arm_cpu_filter/table/data/kvm-masks.toml``.  Output: ``arm_cpu_filter/samples/hosts/<name>.json``,
-each with a ``provenance`` object saying where every register (and every changed field) came from.
-Nothing is guessed: a register no source has stays absent and the provenance says so.
+each with a ``provenance`` object saying where every register (and every changed field) came from,
+and the sha256 of every dump it used.  Nothing is guessed: a register no source has stays absent
+and the provenance says so.
 
-    python3 tools/samples/convert.py ../shared/reference/hosts            # write the samples
-    python3 tools/samples/convert.py ../shared/reference/hosts --check    # verify the committed ones
+    python3 tools/samples/convert.py            # write the samples from the committed dumps
+    python3 tools/samples/convert.py --check    # verify the committed ones
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tomllib
@@ -29,10 +31,12 @@ from arm_cpu_filter.errors import InputError  # noqa: E402
 from arm_cpu_filter.snapshot import HostSnapshot, dumps, has_aarch32_el0  # noqa: E402
 from arm_cpu_filter.snapshot.files import atomic_write  # noqa: E402
 from arm_cpu_filter.table import U64, Register, load_table  # noqa: E402
+from tools import inputs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = ROOT / "arm_cpu_filter" / "samples" / "hosts"
 MASKS = ROOT / "arm_cpu_filter" / "table" / "data" / "kvm-masks.toml"
+REFERENCE = inputs.HERE / "hosts"
 RAW_KINDS = ("real-host-dump", "trm-table")
 
 #: Registers of a dump that are not part of a sample, and why.
@@ -48,6 +52,7 @@ class Dump:
     file: str
     meta: dict[str, Any]
     registers: dict[str, int]
+    sha256: str
 
 
 @dataclass
@@ -84,7 +89,8 @@ def _int(value: Any, where: str) -> int:
 def load_dump(ref: Path, file: str) -> Dump:
     path = ref / file
     try:
-        data = json.loads(path.read_text())
+        raw = path.read_bytes()
+        data = json.loads(raw)
     except FileNotFoundError:
         raise InputError(f"reference dump {path}: no such file") from None
     except ValueError as exc:
@@ -95,11 +101,12 @@ def load_dump(ref: Path, file: str) -> Dump:
         reg = table.get(name)
         regs[reg.name if reg else name.upper()] = _int(value, f"{file}: {name}")
     meta = {k: data.get(k, "") for k in ("cpu", "source", "kind")}
-    return Dump(file, meta, regs)
+    return Dump(file, meta, regs, hashlib.sha256(raw).hexdigest())
 
 
 def _note_source(b: Build, d: Dump, used_for: str) -> None:
-    entry = b.sources.setdefault(d.file, {"upstream": d.meta["source"], "kind": d.meta["kind"], "used_for": ""})
+    entry = b.sources.setdefault(d.file, {"upstream": d.meta["source"], "kind": d.meta["kind"], "sha256": d.sha256,
+                                          "used_for": ""})
     entry["used_for"] = "; ".join(x for x in (entry["used_for"], used_for) if x)
 
 
@@ -306,6 +313,11 @@ def offered_features(regs: dict[str, int]) -> list[str]:
 
 # ---- the snapshot --------------------------------------------------------------------------------
 
+def _spelled(ref: Path) -> str:
+    """The dumps directory as provenance names it: inside the repository when it is."""
+    return inputs.relative(ref) if ref.resolve().is_relative_to(ROOT) else str(ref)
+
+
 def convert(name: str, spec: dict[str, Any], ref: Path, rules: dict[str, Any], masks: dict[str, Any]) -> str:
     """The sample's JSON text."""
     b = Build(spec.get("name", name), spec)
@@ -349,7 +361,7 @@ def convert(name: str, spec: dict[str, Any], ref: Path, rules: dict[str, Any], m
         "writable_masks": kernel_masks is not None,
     }
     snap["provenance"] = {
-        "converted_by": "tools/samples/convert.py from ../shared/reference/hosts "
+        "converted_by": f"tools/samples/convert.py from {_spelled(ref)} "
                         "(tools/samples/samples.toml, tools/samples/kvm-sanitise.toml)",
         "kernel": f"pretends Linux {spec['kernel']}: KVM rules and writable masks of the {b.series} series",
         "sources": b.sources,
@@ -395,7 +407,8 @@ def build_all(ref: Path, samples: Path = HERE / "samples.toml", rules: Path = HE
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("reference", type=Path, help="the reference host dumps (../shared/reference/hosts)")
+    ap.add_argument("reference", type=Path, nargs="?", default=REFERENCE,
+                    help="the reference host dumps (default: the committed tools/inputs/hosts)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--check", action="store_true", help="verify the files in --out instead of writing them")
     args = ap.parse_args(argv)

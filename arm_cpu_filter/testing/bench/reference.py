@@ -1,5 +1,5 @@
 """Reference host values for benchmarks and tests: measured by real KVM in the lab
-(QEMU 7.2 ``-cpu max,pauth-impdef=on``, Debian kernel 6.12.95; ../shared/arm-kvm-lab.md)."""
+(QEMU 7.2 ``-cpu max,pauth-impdef=on``, Debian kernel 6.12.95; tools/inputs/lab/arm-kvm-lab.md)."""
 
 # Lab dump, QEMU 7.2 -cpu max,pauth-impdef=on, kernel 6.12.95: value / writable mask; the values of
 # the full-feature vCPU (PFR0.SVE = 1, ZFR0, PMU DFR0, PtrAuth ISAR1 as the lab read them).

@@ -63,12 +63,12 @@ def to_toml(data: Any) -> bytes:
 def vocabulary() -> tuple[list[str], list[str]]:
     """(property names incl. composites and some raw aliases, value words of every property)."""
     from arm_cpu_filter.models import composite_spec
-    from arm_cpu_filter.properties import properties
+    from arm_cpu_filter.properties import properties, raw_name
     from arm_cpu_filter.table import load_table
 
     props = properties()
     names = [p.name for p in props] + list(composite_spec()[1])
-    names += [f"SYSREG_{r.name}_{f.name}" for r in load_table().registers[:12] for f in r.fields[:3]]
+    names += [raw_name(r.name, f.name) for r in load_table().registers[:12] for f in r.fields[:3]]
     values = sorted({v for p in props for v in p.choices()} | {"on", "off", "0", "1", "15", "1.1", "0x0", "0xd4f"})
     return names, values
 
