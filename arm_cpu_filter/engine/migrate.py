@@ -18,6 +18,9 @@ The rule, as QEMU + KVM apply it on the destination (``target/arm/machine.c`` ``
    (``PMCR_EL0.N``) the destination's.
 
 Facts a format-1 snapshot lacks are unknown, and an unknown fact blocks the move (fail closed).
+
+A cold move (resize, evacuation, unshelve) starts a new QEMU from nothing: no saved state travels,
+so only rule 3 applies, with the VM's own features (its CPU must stay what the guest was given).
 """
 
 from __future__ import annotations
@@ -97,15 +100,18 @@ def passthrough_vm(source: HostSnapshot, name: str | None = None) -> RunningVm:
     features = facts.default_features if facts else source.vcpu_features
     regs = {n: v & ~hidden_mask(n, features) for n, v in source.registers.items()}
     definition = CpuDefinition(regs, features, name or source.host, {"host-passthrough": source.host})
-    return _on(definition, source, passthrough=True)
+    return running_vm(definition, source, passthrough=True)
 
 
 def defined_vm(definition: CpuDefinition, source: HostSnapshot) -> RunningVm:
     """A VM started on ``source`` with ``definition`` (a named model, a pool baseline...)."""
-    return _on(definition, source, passthrough=False)
+    return running_vm(definition, source, passthrough=False)
 
 
-def _on(definition: CpuDefinition, source: HostSnapshot, passthrough: bool) -> RunningVm:
+def running_vm(definition: CpuDefinition, source: HostSnapshot, passthrough: bool) -> RunningVm:
+    """A VM whose guest sees ``definition``, running now on ``source`` (its saved state holds the
+    source's register list); ``passthrough``: started with ``-cpu host`` (e.g. a recorded
+    host-passthrough instance whose CPU came from the host it first booted on)."""
     facts, features = source.vcpu_facts, definition.vcpu_features
     if facts is None:
         return RunningVm(definition, source.host, source.kernel, passthrough, None, None, None, None)
@@ -130,8 +136,12 @@ def moved(vm: RunningVm, destination: HostSnapshot) -> RunningVm:
                    register_list=facts.register_list(features) if facts else None)
 
 
-def migrate(vm: RunningVm, destination: HostSnapshot) -> MigrationResult:
-    """Blockers of every kind for moving ``vm`` onto ``destination`` (none: the move succeeds)."""
+def migrate(vm: RunningVm, destination: HostSnapshot, live: bool = True) -> MigrationResult:
+    """Blockers of every kind for moving ``vm`` onto ``destination`` (none: the move succeeds);
+    ``live=False``: a cold move, where only the CPU the guest sees must be realizable."""
+    if not live:
+        return MigrationResult(check(vm.definition, destination).usable,
+                               tuple(_id_register_blockers(vm, destination, vm.definition.vcpu_features)))
     facts = destination.vcpu_facts
     wanted = vm.definition.vcpu_features
     started = (facts.default_features if facts else destination.vcpu_features) if vm.passthrough else wanted

@@ -135,3 +135,14 @@ def test_a_vm_moved_onto_an_upgraded_kernel_cannot_move_back():
     back = migrate(moved(vm, new), old)
     assert [(b.kind, b.subject) for b in back.blockers] == [(REGISTER_LIST, "S3_3_C9_C12_0")]
     assert "destination kernel 6.12.95 has no S3_3_C9_C12_0" in back.blockers[0].reason
+
+
+def test_a_cold_move_only_needs_the_guests_cpu_realizable():
+    old = with_facts(G3, host="old", kernel="6.12.95")
+    new = with_facts(G3, host="new", kernel="7.3.4", drop=("S3_0_C2_C0_3",))
+    vm = passthrough_vm(old)
+    assert not migrate(vm, new).ok
+    assert migrate(vm, new, live=False).ok  # nothing saved travels: the list does not matter
+    assert migrate(vm, G3, live=False).ok  # nor do format 1's unknown facts
+    g2 = migrate(passthrough_vm(with_facts(sample_host("graviton2"))), G3, live=False)
+    assert not g2.ok and {b.kind for b in g2.blockers} == {ID_REGISTERS}
