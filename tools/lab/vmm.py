@@ -75,7 +75,7 @@ def needed(elf: bytes) -> list[str]:
     """DT_NEEDED names of a little-endian ELF64 file (no binutils needed on the host)."""
     if elf[:4] != b"\x7fELF" or elf[4] != 2:
         return []
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     loads, dynamic = [], None
     for i in range(phnum):
