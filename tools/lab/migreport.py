@@ -15,17 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import struct
 from collections import Counter
 from pathlib import Path
 
 from . import build
+from .migrate import VARIANTS
 
 FIXTURES = build.REPO / "tests" / "fixtures" / "lab"
 
 #: (class, pattern over QEMU's error text): first match wins
 FAILURE_CLASSES = (
     ("reg-list length", r"cpreg_vmstate_array_len"),
-    ("register refused by KVM_SET_ONE_REG", r"write_list_to_kvmstate|cpreg|Invalid value for|failed to set"),
     ("vCPU option unknown on destination", r"not found|can't apply global|Property"),
     ("SVE vector lengths", r"(?i)sve|vector length"),
     ("PMU", r"(?i)pmu"),
@@ -44,6 +45,20 @@ SYSREG_NAMES = {
     "3_0_1_2_4": "SMPRI_EL1", "3_0_1_2_6": "SMCR_EL1", "3_3_4_2_2": "SVCR",
     "3_0_0_3_4": "ID_PFR2_EL1", "3_0_0_3_5": "ID_DFR1_EL1", "3_0_0_3_6": "ID_MMFR5_EL1",
     "3_3_0_0_7": "DCZID_EL0", "3_0_14_1_0": "CNTKCTL_EL1", "3_0_13_0_5": "ACCDATA_EL1",
+    "3_0_0_0_0": "MIDR_EL1", "3_0_0_0_5": "MPIDR_EL1", "3_0_0_0_6": "REVIDR_EL1", "3_1_0_0_1": "CLIDR_EL1",
+    "3_3_0_0_1": "CTR_EL0", "3_0_0_4_0": "ID_AA64PFR0_EL1", "3_0_0_4_1": "ID_AA64PFR1_EL1",
+    "3_0_0_5_0": "ID_AA64DFR0_EL1", "3_0_0_5_1": "ID_AA64DFR1_EL1", "3_0_0_6_0": "ID_AA64ISAR0_EL1",
+    "3_0_0_6_1": "ID_AA64ISAR1_EL1", "3_0_0_6_2": "ID_AA64ISAR2_EL1", "3_0_0_7_0": "ID_AA64MMFR0_EL1",
+    "3_0_0_7_1": "ID_AA64MMFR1_EL1", "3_0_0_7_2": "ID_AA64MMFR2_EL1", "3_3_9_12_0": "PMCR_EL0",
+    "3_0_9_14_6": "PMMIR_EL1", "3_0_0_1_0": "ID_PFR0_EL1", "3_0_0_1_1": "ID_PFR1_EL1", "3_0_0_1_2": "ID_DFR0_EL1",
+    "3_0_0_1_4": "ID_MMFR0_EL1", "3_0_0_1_5": "ID_MMFR1_EL1", "3_0_0_1_6": "ID_MMFR2_EL1", "3_0_0_1_7": "ID_MMFR3_EL1",
+    "3_0_0_2_0": "ID_ISAR0_EL1", "3_0_0_2_1": "ID_ISAR1_EL1", "3_0_0_2_2": "ID_ISAR2_EL1", "3_0_0_2_3": "ID_ISAR3_EL1",
+    "3_0_0_2_4": "ID_ISAR4_EL1", "3_0_0_2_5": "ID_ISAR5_EL1", "3_0_0_2_6": "ID_MMFR4_EL1", "3_0_0_2_7": "ID_ISAR6_EL1",
+    "3_0_0_3_0": "MVFR0_EL1", "3_0_0_3_1": "MVFR1_EL1", "3_0_0_3_2": "MVFR2_EL1",
+    "3_0_1_2_0": "ZCR_EL1", "3_0_2_1_0": "APIAKEYLO_EL1", "3_0_2_1_1": "APIAKEYHI_EL1",
+    "3_0_2_1_2": "APIBKEYLO_EL1", "3_0_2_1_3": "APIBKEYHI_EL1", "3_0_2_2_0": "APDAKEYLO_EL1",
+    "3_0_2_2_1": "APDAKEYHI_EL1", "3_0_2_2_2": "APDBKEYLO_EL1", "3_0_2_2_3": "APDBKEYHI_EL1",
+    "3_0_2_3_0": "APGAKEYLO_EL1", "3_0_2_3_1": "APGAKEYHI_EL1",
     "3_0_2_5_0": "GCSCR_EL1", "3_0_2_5_1": "GCSPR_EL1", "3_0_2_5_2": "GCSCRE0_EL1", "3_3_2_5_1": "GCSPR_EL0",
 }  # fmt: skip
 
@@ -56,8 +71,35 @@ def reg_name(reg_id: str) -> str:
         enc = [(value >> 14) & 3, (value >> 11) & 7, (value >> 7) & 0xF, (value >> 3) & 0xF, value & 7]
         key = "_".join(map(str, enc))
         return SYSREG_NAMES.get(key, "S{}_{}_C{}_C{}_{}".format(*enc))
-    kinds = {0x0010: "core", 0x0011: "demux", 0x0014: "firmware", 0x0015: "SVE", 0x0016: "fw-bitmap"}
+    if group == 0x0016:  # KVM_REG_ARM_FW_FEAT_BMAP_REG(n)
+        bmaps = ("STD_BMAP", "STD_HYP_BMAP", "VENDOR_HYP_BMAP", "VENDOR_HYP_BMAP_2")
+        n = value & 0xFFFF
+        return f"KVM_REG_ARM_{bmaps[n]}" if n < len(bmaps) else f"FW_FEAT_BMAP({n})"
+    kinds = {0x0010: "core", 0x0011: "demux", 0x0014: "firmware", 0x0015: "SVE"}
     return f"{kinds.get(group, hex(group))}:{value & 0xFFFF:#06x}"
+
+
+def is_id_register(reg_id: int) -> bool:
+    """Sysregs in the feature-ID space op0=3, op1=0|1|3, CRn=0 (MIDR, ID_*, CTR, CLIDR...)."""
+    return (reg_id >> 16) & 0xFFFF == 0x0013 and (reg_id >> 14) & 3 == 3 and (reg_id >> 7) & 0xF == 0
+
+
+def stream_cpregs(data: bytes) -> dict[int, int]:
+    """QEMU's coprocessor-register list (index -> value) inside an ARM ``cpu`` vmstate.
+
+    The section holds ``cpreg_vmstate_array_len`` (be32) then that many sorted be64 KVM register
+    ids then their values; found by shape (ids all 0x60..., strictly increasing), which is
+    enough for these small single-vCPU streams."""
+    for off in range(len(data) - 12):
+        if data[off + 4] != 0x60:
+            continue
+        (n,) = struct.unpack_from(">i", data, off)
+        if not 16 < n < 4096 or off + 4 + 16 * n > len(data):
+            continue
+        ids = struct.unpack_from(f">{n}Q", data, off + 4)
+        if all(i >> 56 == 0x60 for i in ids) and all(a < b for a, b in zip(ids, ids[1:])):
+            return dict(zip(ids, struct.unpack_from(f">{n}Q", data, off + 4 + 8 * n)))
+    raise ValueError("no cpreg list found in the stream")
 
 
 def classify(text: str) -> str:
@@ -80,7 +122,12 @@ def id_check(src: str, dst: str, src_kernel: str, dst_kernel: str) -> bool | Non
     return check(definition, HostSnapshot.from_dict(json.loads(dp.read_text()))).usable
 
 
-def restores(report: dict) -> list[dict]:
+def restores(report: dict, streams: dict[str, dict[int, int]]) -> list[dict]:
+    """One row per restore; failures classified by QEMU's text, then refined with the streams:
+    a register the destination's own QEMU does not list (cpu_post_load's "in their list but not
+    ours") or, when every register is known, a value KVM_SET_ONE_REG refused; ID registers whose
+    values differ between the stream and the destination's own save are listed as candidates."""
+    variant_of = {cpu: label for label, cpu in VARIANTS.items()}
     rows = []
     for dest in report["destinations"]:
         for job_id, r in dest["results"].items():
@@ -94,8 +141,20 @@ def restores(report: dict) -> list[dict]:
                 "error": r.get("error"), "stderr": r.get("stderr", []),
                 "start_s": r.get("start_s"), "init_s": r.get("init_s"), "load_s": r.get("load_s"),
             }  # fmt: skip
+            incoming = streams.get(stream)
+            own = streams.get(f"{dest['host']}@{dest['kernel']}@{variant_of.get(dest_cpu)}")
+            if incoming is not None and own is not None:
+                row["unknown_to_dest"] = sorted(reg_name(f"{i:x}") for i in incoming if i not in own)
+                row["id_value_diffs"] = sorted(
+                    reg_name(f"{i:x}") for i, v in incoming.items() if is_id_register(i) and i in own and own[i] != v
+                )
             if not row["ok"]:
-                row["class"] = "start: " + classify(text) if r.get("phase") == "start" else classify(text)
+                cls = classify(text)
+                if r.get("phase") == "start":
+                    cls = "start: " + cls
+                elif cls == "other" and "unknown_to_dest" in row:
+                    cls = "register unknown to destination" if row["unknown_to_dest"] else "value refused by KVM"
+                row["class"] = cls
             if variant == "host" and dest_cpu == "host":
                 row["id_check_usable"] = id_check(src, dest["host"], src_kernel, dest["kernel"])
             rows.append(row)
@@ -127,13 +186,62 @@ def reg_list_diffs(f: dict[str, dict]) -> dict[str, dict]:
     return diffs
 
 
+def median(xs: list[float]) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def costs(report: dict) -> dict:
+    """Wall seconds per boot and per QEMU job inside the emulated hosts (medians, 2 shared cores)."""
+    boots = report["sources"] + report["destinations"]
+    jobs = [r for b in boots for r in b["results"].values()]
+    saves = [r for b in report["sources"] for k, r in b["results"].items() if k.startswith("save:")]
+    loads = [r for b in report["destinations"] for r in b["results"].values()]
+    return {
+        "rounds_s": report["rounds_s"],
+        "boots": len(boots),
+        "boot_to_init_s": median([b["boot_s"] for b in boots]),
+        "boot_wall_s": {"source": median([b["wall_s"] for b in report["sources"]]),
+                        "destination": median([b["wall_s"] for b in report["destinations"]]),
+                        "max": max(b["wall_s"] for b in boots)},
+        "qemu_exec_s": median([r.get("start_s") for r in jobs]),
+        "machine_init_s": median([r.get("init_s") for r in jobs]),
+        "save_s": median([r.get("save_s") for r in saves]),
+        "load_s": median([r.get("load_s") for r in loads]),
+        "job_s": {"save": median([r.get("job_s") for r in saves]), "load": median([r.get("job_s") for r in loads])},
+        "restores": len(loads),
+    }  # fmt: skip
+
+
+CODES = {"reg-list length": "L", "register unknown to destination": "U", "value refused by KVM": "V"}
+
+
+def grid(rows: list[dict]) -> str:
+    """RST table: a row per saved stream, a column per destination; a cell is the outcome with
+    ``-cpu host`` then, after "/", with the source's own -cpu string (when it differs)."""
+    dests = sorted({(r["dest"], r["dest_kernel"]) for r in rows})
+    streams = sorted({(r["source"], r["source_kernel"], r["variant"]) for r in rows})
+    cells: dict[tuple, list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["dest_cpu"] != "host"):
+        code = "ok" if r["ok"] else CODES.get(r.get("class", ""), "S" if r["phase"] == "start" else "?")
+        cells.setdefault((r["source"], r["source_kernel"], r["variant"], r["dest"], r["dest_kernel"]), []).append(code)
+    header = ["stream"] + [f"{h}@{k}" for h, k in dests]
+    body = [[f"{h}@{k} {v}"] + ["/".join(cells.get((h, k, v, dh, dk), ["-"])) for dh, dk in dests] for h, k, v in streams]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    rule = " ".join("=" * w for w in widths)
+    lines = [rule, " ".join(c.ljust(w) for c, w in zip(header, widths)), rule]
+    lines += [" ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join([*lines, rule])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     report = json.loads((args.dir / "results.json").read_text())
-    rows = restores(report)
+    streams = {p.name.removesuffix(".mig"): stream_cpregs(p.read_bytes()) for p in (args.dir / "streams").glob("*.mig")}
+    rows = restores(report, streams)
     f = facts(report)
     diffs = reg_list_diffs(f)
     print("== facts per host@kernel")
@@ -147,6 +255,9 @@ def main() -> None:
         for jid, r in src["results"].items():
             if jid.startswith("save:"):
                 print(src["host"], src["kernel"], jid, r.get("ok"), r.get("bytes"), r.get("error", ""), r.get("stderr", []))
+    print("== outcome grid")
+    print(grid(rows))
+    print("== costs", json.dumps(costs(report)))
     print("== restores:", len(rows), "ok:", sum(r["ok"] for r in rows))
     print(Counter(r.get("class", "loaded") for r in rows))
     seen: dict[str, str] = {}
@@ -166,7 +277,7 @@ def main() -> None:
         for v in f.values():
             v["reg_lists"] = v.pop("_lists")
         args.json.write_text(json.dumps({"facts": f, "reg_list_diffs": diffs, "restores": rows,
-                                         "rounds_s": report["rounds_s"]}, indent=1) + "\n")  # fmt: skip
+                                         "costs": costs(report)}, indent=1) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
