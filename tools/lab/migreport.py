@@ -13,7 +13,9 @@ the failures such a check would miss are counted.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import lzma
 import re
 import struct
 from collections import Counter
@@ -77,6 +79,9 @@ def reg_name(reg_id: str) -> str:
         return f"KVM_REG_ARM_{bmaps[n]}" if n < len(bmaps) else f"FW_FEAT_BMAP({n})"
     kinds = {0x0010: "core", 0x0011: "demux", 0x0014: "firmware", 0x0015: "SVE"}
     return f"{kinds.get(group, hex(group))}:{value & 0xFFFF:#06x}"
+
+
+PMCR_EL0 = 0x6030000000130000 | 3 << 14 | 3 << 11 | 9 << 7 | 12 << 3
 
 
 def is_id_register(reg_id: int) -> bool:
@@ -148,6 +153,9 @@ def restores(report: dict, streams: dict[str, dict[int, int]]) -> list[dict]:
                 row["id_value_diffs"] = sorted(
                     reg_name(f"{i:x}") for i, v in incoming.items() if is_id_register(i) and i in own and own[i] != v
                 )
+                pmcr = [(regs.get(PMCR_EL0, 0) >> 11) & 0x1F for regs in (incoming, own) if PMCR_EL0 in regs]
+                if len(pmcr) == 2 and pmcr[0] != pmcr[1]:
+                    row["pmcr_n"] = pmcr  # [stream, destination]
             if not row["ok"]:
                 cls = classify(text)
                 if r.get("phase") == "start":
@@ -238,6 +246,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--archive", type=Path, help="write results.json.gz, summary.json.gz, streams/*.mig.xz here")
     args = ap.parse_args()
     report = json.loads((args.dir / "results.json").read_text())
     streams = {p.name.removesuffix(".mig"): stream_cpregs(p.read_bytes()) for p in (args.dir / "streams").glob("*.mig")}
@@ -278,6 +287,17 @@ def main() -> None:
             v["reg_lists"] = v.pop("_lists")
         args.json.write_text(json.dumps({"facts": f, "reg_list_diffs": diffs, "restores": rows,
                                          "costs": costs(report)}, indent=1) + "\n")  # fmt: skip
+    if args.archive:
+        archive(args.dir, args.archive, args.json)
+
+
+def archive(src: Path, dest: Path, summary: Path | None) -> None:
+    """Raw results small enough to commit: gzip'd JSON and xz'd streams (~11 KB each: mostly zero pages)."""
+    (dest / "streams").mkdir(parents=True, exist_ok=True)
+    for path in [src / "results.json", *([summary] if summary else [])]:
+        (dest / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes(), 9, mtime=0))
+    for mig in sorted((src / "streams").glob("*.mig")):
+        (dest / "streams" / f"{mig.name}.xz").write_bytes(lzma.compress(mig.read_bytes(), preset=9))
 
 
 if __name__ == "__main__":
