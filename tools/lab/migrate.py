@@ -4,6 +4,7 @@ Usage (repository root)::
 
     python3 -m tools.lab.migrate smoke [--host max] [--kernel 7.3]
     python3 -m tools.lab.migrate matrix [--host H ...] [--kernel K ...] [--out DIR]
+    python3 -m tools.lab.migrate features [--host H ...] [--kernel K ...] [--out DIR]
 
 Each boot is one emulated host (``tools.lab.run``'s QEMU command, 2 GiB, plus a virtio serial
 port) with three concatenated initramfs parts: the lab's base image, the arm64 QEMU of
@@ -17,6 +18,7 @@ source's own ``-cpu`` string. Results go to ``<out>/results.json`` (streams in `
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import shutil
@@ -24,6 +26,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +87,8 @@ def qemu_command(manifest: dict, host: run.Host, kernel: str, initrd: Path, port
 def boot(host: run.Host, kernel: str, jobs: list[dict], streams: dict[str, bytes], timeout: float = 1200) -> MigBoot:
     """Boot `host` on `kernel`, run `jobs` with `streams` available; bounded by `timeout` s."""
     manifest = build.build()
+    if kernel not in manifest["kernels"]:  # an extra kernel: absolute path (Path / absolute = absolute)
+        manifest = {**manifest, "kernels": {**manifest["kernels"], kernel: {"image": str(vmm.extra_kernel(kernel))}}}
     vmm_cpio = vmm.cache_dir() / vmm.build_vmm()["cpio"]
     result = MigBoot(host.label, kernel)
     with tempfile.TemporaryDirectory(prefix="acf-migr-") as tmp:
@@ -114,9 +119,13 @@ def boot(host: run.Host, kernel: str, jobs: list[dict], streams: dict[str, bytes
 
 
 def _parse(result: MigBoot) -> None:
+    console_streams: dict[str, list[str]] = {}
     for line in result.log.splitlines():
         tag, _, rest = line.strip("\r").partition(" ")
-        if tag == "ACFLAB-RESULT":
+        if tag == "ACFLAB-STREAM":  # kernels without a built-in virtio console
+            name, _, chunk = rest.partition(" ")
+            console_streams.setdefault(name.removesuffix(".mig"), []).append(chunk)
+        elif tag == "ACFLAB-RESULT":
             try:
                 obj = json.loads(rest)
             except ValueError:
@@ -126,6 +135,8 @@ def _parse(result: MigBoot) -> None:
             result.boot_s = float(rest.partition(" ")[0])
         elif tag == "ACFLAB-DONE":
             result.guest_s = json.loads(rest)["s"]
+    for name, chunks in console_streams.items():
+        result.streams.setdefault(name, zlib.decompress(base64.b64decode("".join(chunks))))
 
 
 def stream_name(host: str, kernel: str, variant: str) -> str:
@@ -162,10 +173,39 @@ def smoke(host: run.Host, kernel: str) -> dict:
     """Save each variant and restore it on the same host in one boot (streams read from /out)."""
     jobs = source_jobs(host.label, kernel, VARIANTS)
     for label, cpu in VARIANTS.items():
-        jobs.append({"id": f"load:{label}", "kind": "load", "cpu": cpu, "stream": stream_name(host.label, kernel, label)})
+        name = stream_name(host.label, kernel, label)
+        jobs.append({"id": f"load:{name}:{cpu}", "kind": "load", "cpu": cpu, "stream": name})
     b = boot(host, kernel, jobs, {})
     return {"boot": _summary(b), "results": b.results, "streams": {k: len(v) for k, v in b.streams.items()},
             "log_tail": b.log[-2500:] if not b.results else ""}  # fmt: skip
+
+
+def features(hosts: list[run.Host], kernels: list[str], out: Path) -> dict:
+    """One boot per (host, kernel): save every variant, restore every stream with every variant's
+    -cpu string (the VM's vCPU features against the destination's, kernel and CPU unchanged)."""
+    items = []
+    for h, k in [(h, k) for h in hosts for k in kernels]:
+        jobs = source_jobs(h.label, k, VARIANTS)
+        for label in VARIANTS:
+            name = stream_name(h.label, k, label)
+            jobs += [{"id": f"load:{name}:{cpu}", "kind": "load", "cpu": cpu, "stream": name} for cpu in VARIANTS.values()]
+        items.append((h, k, jobs, {}))
+    t0 = time.monotonic()
+    boots = boot_all(items)
+    (out / "streams").mkdir(parents=True, exist_ok=True)
+    for b in boots:
+        for name, data in b.streams.items():
+            (out / "streams" / f"{name}.mig").write_bytes(data)
+    report = {
+        "rounds_s": {"save+restore": round(time.monotonic() - t0, 1)},
+        "sources": [{**_summary(b), "results": {k: v for k, v in b.results.items() if not k.startswith("load:")},
+                     "stream_bytes": {k: len(v) for k, v in b.streams.items()}} for b in boots],
+        "destinations": [{**_summary(b), "results": {k: v for k, v in b.results.items() if k.startswith("load:")}}
+                         for b in boots],
+        "logs_tail": {f"{b.host}@{b.kernel}": b.log[-2000:] for b in boots if b.returncode != 0},
+    }  # fmt: skip
+    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
 
 
 def matrix(hosts: list[run.Host], kernels: list[str], out: Path) -> dict:
@@ -196,9 +236,9 @@ def matrix(hosts: list[run.Host], kernels: list[str], out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=("smoke", "matrix"))
+    ap.add_argument("mode", choices=("smoke", "matrix", "features"))
     ap.add_argument("--host", action="append", choices=sorted(run.HOST_BY_LABEL))
-    ap.add_argument("--kernel", action="append", choices=sorted(build.KERNELS))
+    ap.add_argument("--kernel", action="append", choices=sorted([*build.KERNELS, *vmm.EXTRA_KERNELS]))
     ap.add_argument("--out", type=Path, default=vmm.cache_dir() / "matrix")
     args = ap.parse_args()
     hosts = [run.HOST_BY_LABEL[h] for h in (args.host or ["max"])]
@@ -206,7 +246,7 @@ def main() -> None:
     if args.mode == "smoke":
         print(json.dumps(smoke(hosts[0], kernels[0]), indent=1))
     else:
-        report = matrix(hosts, kernels, args.out)
+        report = (matrix if args.mode == "matrix" else features)(hosts, kernels, args.out)
         print(json.dumps(report["rounds_s"]), args.out / "results.json")
 
 

@@ -225,12 +225,13 @@ CODES = {"reg-list length": "L", "register unknown to destination": "U", "value 
 
 
 def grid(rows: list[dict]) -> str:
-    """RST table: a row per saved stream, a column per destination; a cell is the outcome with
-    ``-cpu host`` then, after "/", with the source's own -cpu string (when it differs)."""
+    """RST table: a row per saved stream, a column per destination; a cell is the outcome per
+    destination -cpu string, in ``VARIANTS`` order ("host" first), separated by "/"."""
     dests = sorted({(r["dest"], r["dest_kernel"]) for r in rows})
     streams = sorted({(r["source"], r["source_kernel"], r["variant"]) for r in rows})
     cells: dict[tuple, list[str]] = {}
-    for r in sorted(rows, key=lambda r: r["dest_cpu"] != "host"):
+    order = list(VARIANTS.values())
+    for r in sorted(rows, key=lambda r: order.index(r["dest_cpu"]) if r["dest_cpu"] in order else len(order)):
         code = "ok" if r["ok"] else CODES.get(r.get("class", ""), "S" if r["phase"] == "start" else "?")
         cells.setdefault((r["source"], r["source_kernel"], r["variant"], r["dest"], r["dest_kernel"]), []).append(code)
     header = ["stream"] + [f"{h}@{k}" for h, k in dests]

@@ -14,12 +14,14 @@ file), next to the arm64 QEMU of ``tools.lab.vmm``. Job kinds:
   ``/lab/streams/<stream>.mig``; records whether the state loaded and QEMU's error text.
 
 One ``ACFLAB-RESULT <json>`` line per job on the console; the saved streams leave the guest as a
-tar on the virtio serial port named ``out`` (the host side is a plain file).
+tar on the virtio serial port named ``out`` (the host side is a plain file), or base64 on the
+console when the kernel has no built-in virtio console.
 """
 
 from __future__ import annotations
 
 import array
+import binascii
 import errno
 import fcntl
 import glob
@@ -29,6 +31,7 @@ import select
 import struct
 import subprocess
 import time
+import zlib
 
 QEMU = "/usr/bin/qemu-system-aarch64"
 STREAMS_IN = "/lab/streams"
@@ -251,13 +254,21 @@ def load(job: dict) -> dict:
 
 
 def ship_streams() -> dict:
-    """Write /out as a tar to the virtio serial port "out" (the host reads a plain file)."""
+    """Write /out as a tar to the virtio serial port "out" (the host reads a plain file); kernels
+    without a built-in virtio console (6.1 cloud) print them zlib'd and base64'd on the console."""
+    if not os.path.isdir(STREAMS_OUT):
+        return {"shipped": False}
     ports = [p for p in glob.glob("/sys/class/virtio-ports/*/name") if open(p).read().strip() == "out"]
-    if not ports or not os.path.isdir(STREAMS_OUT):
-        return {"shipped": False, "ports": ports}
-    dev = "/dev/" + ports[0].split("/")[-2]
-    rc = subprocess.run(["tar", "-cf", dev, "-C", STREAMS_OUT, "."]).returncode
-    return {"shipped": rc == 0, "device": dev, "files": sorted(os.listdir(STREAMS_OUT))}
+    if ports:
+        dev = "/dev/" + ports[0].split("/")[-2]
+        rc = subprocess.run(["tar", "-cf", dev, "-C", STREAMS_OUT, "."]).returncode
+        return {"shipped": rc == 0, "device": dev, "files": sorted(os.listdir(STREAMS_OUT))}
+    for name in sorted(os.listdir(STREAMS_OUT)):
+        with open(f"{STREAMS_OUT}/{name}", "rb") as f:
+            text = binascii.b2a_base64(zlib.compress(f.read(), 6), newline=False).decode()
+        for i in range(0, len(text), 1024):
+            print(f"ACFLAB-STREAM {name} {text[i : i + 1024]}", flush=True)
+    return {"shipped": True, "device": "console", "files": sorted(os.listdir(STREAMS_OUT))}
 
 
 def execute(job: dict) -> dict:

@@ -143,6 +143,37 @@ def pack(root: Path, keep: list[Path], out: Path) -> int:
     return out.stat().st_size
 
 
+#: kernels the base lab does not build (label -> metapackage in SUITES / bookworm-security)
+EXTRA_KERNELS = {"6.1": "linux-image-cloud-arm64"}
+
+
+def extra_kernel(label: str) -> Path:
+    """Image of a kernel the base lab does not build (6.1: bookworm), fetched into this cache once."""
+    out = cache_dir() / "kernels" / label
+    image = out / "Image"
+    if image.exists():
+        return image
+    apt = private_apt(cache_dir())
+    apt.update()
+    pkg = next(d for d in apt.depends(EXTRA_KERNELS[label]) if d.startswith("linux-image-"))
+    debs = cache_dir() / "debs-kernel" / label
+    shutil.rmtree(debs, ignore_errors=True)
+    apt.download([pkg], debs)
+    tree = out / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    deb = build.one(f"{debs}/*.deb")
+    build.run(["sh", "-c", f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tree}' --wildcards './boot/*'"])
+    config = build.one(f"{tree}/boot/config-*")
+    if "\nCONFIG_KVM=y\n" not in config.read_text():
+        raise SystemExit(f"{pkg} lacks CONFIG_KVM=y")
+    shutil.move(config, out / "config")
+    shutil.move(build.one(f"{tree}/boot/vmlinuz-*"), image)
+    shutil.rmtree(tree)
+    (out / "package").write_text(f"{pkg}={build.deb_field(deb, 'Version')}\n")
+    return image
+
+
 def build_vmm(refresh: bool = False) -> dict:
     """Build the VMM cpio if missing or stale; returns its manifest."""
     cache = cache_dir()
