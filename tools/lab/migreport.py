@@ -238,8 +238,8 @@ def grid(rows: list[dict]) -> str:
     body = [[f"{h}@{k} {v}"] + ["/".join(cells.get((h, k, v, dh, dk), ["-"])) for dh, dk in dests] for h, k, v in streams]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     rule = " ".join("=" * w for w in widths)
-    lines = [rule, " ".join(c.ljust(w) for c, w in zip(header, widths)), rule]
-    lines += [" ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines = [rule, " ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), rule]
+    lines += [" ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
     return "\n".join([*lines, rule])
 
 
