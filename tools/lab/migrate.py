@@ -9,7 +9,8 @@ Usage (repository root)::
 Each boot is one emulated host (``tools.lab.run``'s QEMU command, 2 GiB, plus a virtio serial
 port) with three concatenated initramfs parts: the lab's base image, the arm64 QEMU of
 ``tools.lab.vmm``, and an overlay with ``migrguest.py`` (as ``/lab/guest.py``), the jobs and the
-streams to restore. Streams saved in a boot come back as a tar written to the serial port.
+streams to restore. Streams saved in a boot come back as a tar written to the serial port (on
+6.1, whose virtio console is a module, base64 on the console).
 A matrix is two rounds of boots: every source saves every VM CPU variant (and reports its
 KVM facts), then every destination restores every stream, with ``-cpu host`` and with the
 source's own ``-cpu`` string. Results go to ``<out>/results.json`` (streams in ``<out>/streams``).

@@ -143,7 +143,7 @@ class Qemu:
 
     def ready(self) -> bool:
         """Greeting seen and capabilities negotiated: QEMU answers only once the machine is built."""
-        return self.greeting is not None and self.cmd_("qmp_capabilities") is not None
+        return self.greeting is not None and self.command("qmp_capabilities") is not None
 
     def _read(self, timeout: float) -> dict | None:
         """Next QMP message that is not an event; None on EOF or timeout."""
@@ -162,7 +162,7 @@ class Qemu:
                 return None
             self.buf += chunk
 
-    def cmd_(self, execute: str, timeout: float = 60, **arguments: object) -> dict | None:
+    def command(self, execute: str, timeout: float = 60, **arguments: object) -> dict | None:
         msg: dict = {"execute": execute}
         if arguments:
             msg["arguments"] = arguments
@@ -176,7 +176,7 @@ class Qemu:
     def wait_migration(self, timeout: float = 120) -> dict:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            r = self.cmd_("query-migrate")
+            r = self.command("query-migrate")
             if r is None:
                 return {"status": "qemu-exited"}
             status = r.get("return", {}).get("status")
@@ -187,7 +187,7 @@ class Qemu:
 
     def stop(self) -> dict:
         t0 = time.monotonic()
-        self.cmd_("quit", timeout=10)
+        self.command("quit", timeout=10)
         t1 = time.monotonic()
         try:
             rc = self.proc.wait(20)
@@ -211,7 +211,7 @@ def save(job: dict) -> dict:
         return out
     out["init_s"] = round(time.monotonic() - t0 - out["start_s"], 3)
     t1 = time.monotonic()
-    r = q.cmd_("migrate", uri=f"file:{path}")
+    r = q.command("migrate", uri=f"file:{path}")
     res = q.wait_migration() if r is not None and "return" in r else {"status": "refused", "qmp": r}
     out["save_s"] = round(time.monotonic() - t1, 3)
     out["status"] = res.get("status")
@@ -236,7 +236,7 @@ def load(job: dict) -> dict:
         return out
     out["init_s"] = round(time.monotonic() - t0 - out["start_s"], 3)
     t1 = time.monotonic()
-    r = q.cmd_("migrate-incoming", uri=f"file:{path}", **{"exit-on-error": False})
+    r = q.command("migrate-incoming", uri=f"file:{path}", **{"exit-on-error": False})
     res = q.wait_migration() if r is not None and "return" in r else {"status": "refused", "qmp": r}
     out["load_s"] = round(time.monotonic() - t1, 3)
     out["status"] = res.get("status")
@@ -245,7 +245,7 @@ def load(job: dict) -> dict:
     if "error-desc" in res:
         out["error"] = res["error-desc"]
     if out["status"] == "completed":
-        st = q.cmd_("query-status")
+        st = q.command("query-status")
         out["vm_status"] = (st or {}).get("return", {}).get("status")
     out.update(q.stop())
     out["ok"] = out["status"] == "completed"
