@@ -5,9 +5,12 @@ The rule, as QEMU + KVM apply it on the destination (``target/arm/machine.c`` ``
 
 1. The destination VMM creates the vCPU with *its* features: for a host-passthrough VM (libvirt
    and Nova start ``-cpu host`` on the destination too) every feature the destination offers by
-   default; for a VM given a CPU definition, the definition's.  A VM feature the destination lacks
-   is fatal; a destination feature the VM lacks is fatal for SVE and PtrAuth (KVM does not let
-   their ID fields be lowered) -- a VMM setting (``sve=off``...) would lift it.
+   default; for a VM given a CPU definition, the definition's; or what ``DestinationVmm`` says.
+   A VM feature the destination lacks is fatal; a destination feature the VM lacks is fatal for
+   SVE and PtrAuth (KVM does not let their ID fields be lowered) -- a VMM setting (``sve=off``...)
+   would lift it.  QEMU (10.0, 11.1) never enables ``KVM_CAP_ARM_WRITABLE_IMP_ID_REGS``, so for a
+   ``-cpu host`` VM MIDR/REVIDR/AIDR must equal the destination's (lab: cortex-a76 -> neoverse-n1
+   on 7.3 fails although that kernel could take the values).
 2. Every register of the VM's saved state (the source's ``KVM_GET_REG_LIST`` for the VM's
    features) must exist on the destination's vCPU; registers only the destination has keep their
    reset values.  The list changes between kernel versions.
@@ -28,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from arm_cpu_filter.engine.cache import BoundedCache
 from arm_cpu_filter.engine.check import check
 from arm_cpu_filter.engine.hostview import hidden_mask
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -56,6 +60,16 @@ class RunningVm:
     vector_lengths: frozenset[int] | None  # bits; empty: no SVE; None: unknown
     ipa_bits: int | None
     pmu_counters: int | None  # None: no PMU, or unknown when pmu-v3 is among the features
+
+
+@dataclass(frozen=True)
+class DestinationVmm:
+    """How the destination's VMM starts the vCPU, when it is not the default (``-cpu host`` for a
+    host-passthrough VM, the definition's features otherwise): e.g. ``-cpu host,sve=off``."""
+
+    features: frozenset[str] | None = None
+    #: SVE vector lengths in bits (QEMU ``sve<N>=on``); None: every length the host offers
+    vector_lengths: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +150,8 @@ def moved(vm: RunningVm, destination: HostSnapshot) -> RunningVm:
                    register_list=facts.register_list(features) if facts else None)
 
 
-def migrate(vm: RunningVm, destination: HostSnapshot, live: bool = True) -> MigrationResult:
+def migrate(vm: RunningVm, destination: HostSnapshot, live: bool = True,
+            vmm: DestinationVmm | None = None) -> MigrationResult:
     """Blockers of every kind for moving ``vm`` onto ``destination`` (none: the move succeeds);
     ``live=False``: a cold move, where only the CPU the guest sees must be realizable."""
     if not live:
@@ -144,14 +159,33 @@ def migrate(vm: RunningVm, destination: HostSnapshot, live: bool = True) -> Migr
                                tuple(_id_register_blockers(vm, destination, vm.definition.vcpu_features)))
     facts = destination.vcpu_facts
     wanted = vm.definition.vcpu_features
-    started = (facts.default_features if facts else destination.vcpu_features) if vm.passthrough else wanted
+    if vmm is not None and vmm.features is not None:
+        started = vmm.features
+    elif vm.passthrough:
+        started = facts.default_features if facts else destination.vcpu_features
+    else:
+        started = wanted
+    if vm.passthrough and destination.writable_impl_id_regs:
+        destination = _without_impl_id_cap(destination)
     blockers = [*_feature_blockers(wanted, started, destination)]
     if any(b.lifted_by is None for b in blockers):
         return MigrationResult(False, tuple(blockers))
     blockers += _id_register_blockers(vm, destination, started)
     blockers += _register_list_blockers(vm, destination, started)
-    blockers += _limit_blockers(vm, destination)
+    blockers += _limit_blockers(vm, destination, started, vmm)
     return MigrationResult(not blockers, tuple(blockers))
+
+
+#: destination snapshot -> the same without KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (what QEMU's VMs get)
+_no_cap: BoundedCache[HostSnapshot] = BoundedCache(1024)
+
+
+def _without_impl_id_cap(dest: HostSnapshot) -> HostSnapshot:
+    key = (dest,)
+    hit = _no_cap.get(key)
+    if hit is None:
+        hit = _no_cap.put(key, replace(dest, capabilities={**dest.capabilities, "writable_impl_id_regs": False}))
+    return hit
 
 
 def _feature_blockers(wanted: frozenset[str], started: frozenset[str], dest: HostSnapshot) -> list[MigrationBlocker]:
@@ -201,25 +235,31 @@ def _register_list_blockers(vm: RunningVm, dest: HostSnapshot, started: frozense
         f"destination kernel {dest.kernel} has no {names}, which this VM's state holds{upgrade}", lifted or None)]
 
 
-def _limit_blockers(vm: RunningVm, dest: HostSnapshot) -> list[MigrationBlocker]:
+def _limit_blockers(vm: RunningVm, dest: HostSnapshot, started: frozenset[str],
+                    vmm: DestinationVmm | None) -> list[MigrationBlocker]:
     facts = dest.vcpu_facts
     if facts is None or vm.vector_lengths is None:
         side = vm.source if vm.vector_lengths is None else dest.host
         return [MigrationBlocker(UNKNOWN, "limits", f"the vector lengths, IPA and PMU limits of {side} are unknown "
                                  "(a format-1 snapshot): republish it with a current agent")]
     out = []
-    if vm.vector_lengths:
+    if vm.vector_lengths and "sve" in started:
         top = max(vm.vector_lengths)
         reachable = frozenset(v for v in facts.sve_vector_lengths if v <= top)
+        given = vmm.vector_lengths if vmm is not None and vmm.vector_lengths is not None else (
+            facts.sve_vector_lengths if vm.passthrough else vm.vector_lengths)
         if reachable != vm.vector_lengths:
             out.append(MigrationBlocker(
                 VECTOR_LENGTHS, "sve", f"the VM's SVE vector lengths {_lengths(vm.vector_lengths)} cannot be given on "
                 f"{dest.host}, which has {_lengths(facts.sve_vector_lengths)} (KVM can only cap the host's set)"))
-        elif vm.passthrough and facts.sve_vector_lengths != vm.vector_lengths:
+        elif given != vm.vector_lengths:
+            # QEMU does not carry the vector lengths in the stream: the load succeeds and the guest's
+            # vector length changes under it (lab: a full-length VM loads onto sve128=on)
             setting = f"sve{top}=on"
             out.append(MigrationBlocker(
-                VECTOR_LENGTHS, "sve", f"{dest.host} starts SVE with {_lengths(facts.sve_vector_lengths)} by default; "
-                f"the VM has {_lengths(vm.vector_lengths)}: start the destination with {setting}", setting))
+                VECTOR_LENGTHS, "sve", f"{dest.host} would start SVE with {_lengths(given)}; the VM has "
+                f"{_lengths(vm.vector_lengths)} (QEMU would load it and change the guest's vector length): "
+                f"start the destination with {setting}", setting))
     if vm.ipa_bits is not None and vm.ipa_bits > facts.ipa_limit:
         out.append(MigrationBlocker(IPA, "ipa", f"the VM's {vm.ipa_bits}-bit guest physical address space does not fit "
                                     f"{dest.host}'s {facts.ipa_limit}-bit IPA limit"))

@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 
+from arm_cpu_filter.engine import accepts as check_usable
 from arm_cpu_filter.engine.migrate import (
     FEATURES,
     ID_REGISTERS,
@@ -146,3 +147,28 @@ def test_a_cold_move_only_needs_the_guests_cpu_realizable():
     assert migrate(vm, G3, live=False).ok  # nor do format 1's unknown facts
     g2 = migrate(passthrough_vm(with_facts(sample_host("graviton2"))), G3, live=False)
     assert not g2.ok and {b.kind for b in g2.blockers} == {ID_REGISTERS}
+
+
+def test_qemu_does_not_enable_writable_impl_id_regs_for_a_passthrough_vm():
+    import dataclasses as dc
+
+    g2 = sample_host("graviton2-7.3")  # 7.3: the cap is on in the snapshot
+    assert g2.writable_impl_id_regs
+    src = with_facts(g2, host="src")
+    other_midr = dc.replace(src, registers={**src.registers, "MIDR_EL1": src.registers["MIDR_EL1"] ^ 0x10})
+    assert check_usable(passthrough_vm(other_midr).definition, src)  # KVM could take it with the cap
+    result = migrate(passthrough_vm(other_midr), src)
+    assert [b.subject for b in result.blockers] == ["MIDR_EL1.PartNum"]  # QEMU's VMs do not enable it
+    assert migrate(defined_vm(passthrough_vm(other_midr).definition, other_midr), src).ok
+
+
+def test_destination_vmm_settings_replace_the_defaults():
+    from arm_cpu_filter.engine.migrate import DestinationVmm
+
+    no_sve = with_facts(G3, host="nosve", features=G3.vcpu_features - {"sve"})
+    full = with_facts(G3, host="full")
+    settings = DestinationVmm(features=full.vcpu_features - {"sve"})
+    assert migrate(passthrough_vm(no_sve), full, vmm=settings).ok
+    # a VM with every vector length loads onto sve128=on in QEMU, but its guest would lose 256
+    narrowed = migrate(passthrough_vm(full), full, vmm=DestinationVmm(vector_lengths=frozenset({128})))
+    assert [(b.kind, b.lifted_by) for b in narrowed.blockers] == [(VECTOR_LENGTHS, "sve256=on")]
