@@ -270,10 +270,12 @@ def _limit_blockers(vm: RunningVm, dest: HostSnapshot, started: frozenset[str],
 
 
 def register_label(entry: str) -> str:
-    """``ID_AA64PFR0_EL1`` for a system register the table names, else the entry as recorded."""
-    enc = sysreg_encoding(entry)
-    reg = load_table().by_encoding.get(enc) if enc else None
-    return reg.name if reg else entry
+    """``TCR2_EL1`` for a system register the kernel's sysreg file names, else the entry as recorded."""
+    table = load_table()
+    name = table.system_register_names.get(entry)
+    if name is None and (enc := sysreg_encoding(entry)) and enc in table.by_encoding:
+        name = table.by_encoding[enc].name  # registers only the policy file describes (MIDR...)
+    return name or entry
 
 
 def _lengths(lengths: frozenset[int]) -> str:

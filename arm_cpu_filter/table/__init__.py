@@ -117,6 +117,8 @@ class Register:
 class RegisterTable:
     registers: tuple[Register, ...]
     inputs: dict
+    #: ``S3_0_C2_C0_3`` -> ``TCR2_EL1``: every system register the kernel's sysreg file names
+    system_register_names: dict[str, str] = field(default_factory=dict)
     by_name: dict[str, Register] = field(init=False, repr=False)
     by_encoding: dict[tuple[int, int, int, int, int], Register] = field(init=False, repr=False)
 
@@ -184,7 +186,8 @@ def _register(data: dict) -> Register:
 def load_table() -> RegisterTable:
     """The committed register table (loaded once per process)."""
     data = json.loads((DATA / "registers.json").read_text())
-    return RegisterTable(tuple(_register(r) for r in data["registers"]), data["inputs"])
+    return RegisterTable(tuple(_register(r) for r in data["registers"]), data["inputs"],
+                         data.get("system_register_names", {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ def test_kernel_upgrade_that_drops_a_register_blocks_the_move_and_names_it():
     assert not result.ok
     [b] = result.blockers
     assert b.kind == REGISTER_LIST and b.subject == "S3_0_C2_C0_3" and b.lifted_by is None
-    assert b.reason == ("destination kernel 6.13.2 has no S3_0_C2_C0_3, which this VM's state holds "
+    assert b.reason == ("destination kernel 6.13.2 has no TCR2_EL1, which this VM's state holds "
                         "(a kernel change breaks this VM's migration)")
     # backwards is fine: registers only the destination has keep their reset values
     assert migrate(passthrough_vm(dst), src).ok

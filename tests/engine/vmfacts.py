@@ -7,7 +7,8 @@ from arm_cpu_filter.engine.hostview import hidden_mask
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.snapshot.vcpu_facts import feature_key
 
-#: Enough of a register list to tell kernels apart: TCR2_EL1 (S3_0_C2_C0_3) went away in 6.13.
+#: Enough of a register list to tell kernels apart: TCR2_EL1 (S3_0_C2_C0_3) went away in 6.13;
+#: PMCR_EL0 (S3_3_C9_C12_0) is one the kernel's sysreg file does not name (shown as spelled).
 BASE_LIST = ["0x6030000000100000", "S3_0_C0_C4_0", "S3_0_C0_C6_0", "S3_0_C2_C0_3", "S3_3_C9_C12_0"]
 SVE_EXTRA = ["S3_0_C1_C2_0", "0x6080000000150000"]
 
