@@ -155,3 +155,23 @@ class ScratchVcpu:
     def __exit__(self, *exc: object) -> None:
         os.close(self.vcpu)
         os.close(self.vm)
+
+
+def reg_list(vcpu_fd: int) -> list[int]:
+    """KVM_GET_REG_LIST: every register id the vCPU has (asks for the count, then the ids)."""
+    head = array.array("Q", [0])
+    try:
+        fcntl.ioctl(vcpu_fd, k.KVM_GET_REG_LIST, head, True)
+    except OSError as e:
+        if e.errno != errno.E2BIG:
+            raise
+    buf = array.array("Q", [head[0]] + [0] * head[0])
+    fcntl.ioctl(vcpu_fd, k.KVM_GET_REG_LIST, buf, True)
+    return list(buf[1 : 1 + buf[0]])
+
+
+def get_sve_vls(vcpu_fd: int) -> list[int]:
+    """The SVE vector lengths (bits) an SVE vCPU has, from the KVM_REG_ARM64_SVE_VLS bitmap."""
+    buf = array.array("Q", [0] * k.SVE_VLS_WORDS)
+    fcntl.ioctl(vcpu_fd, k.KVM_GET_ONE_REG, struct.pack(k.KVM_ONE_REG, k.SVE_VLS_ID, buf.buffer_info()[0]))
+    return [(word * 64 + bit + 1) * 128 for word, bits in enumerate(buf) for bit in range(64) if bits >> bit & 1]

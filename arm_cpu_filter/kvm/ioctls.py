@@ -25,6 +25,7 @@ KVM_CREATE_VCPU = _ioc(_NONE, 0x41, 0)
 KVM_ENABLE_CAP = _ioc(_WRITE, 0xA3, 104)
 KVM_ARM_PREFERRED_TARGET = _ioc(_READ, 0xAF, 32)
 KVM_ARM_GET_REG_WRITABLE_MASKS = _ioc(_READ, 0xB6, 64)
+KVM_GET_REG_LIST = _ioc(_READ | _WRITE, 0xB0, 8)  # _IOWR: struct kvm_reg_list { __u64 n; __u64 reg[]; }
 # vCPU ioctls
 KVM_GET_ONE_REG = _ioc(_WRITE, 0xAB, 16)
 KVM_SET_ONE_REG = _ioc(_WRITE, 0xAC, 16)
@@ -40,6 +41,7 @@ KVM_ENABLE_CAP_FMT = "<II4Q64x"  # u32 cap; u32 flags; u64 args[4]; u8 pad[64]
 # capabilities (KVM_CHECK_EXTENSION / KVM_ENABLE_CAP)
 CAP_ONE_REG = 70
 CAP_ARM_PSCI_0_2 = 102
+CAP_ARM_VM_IPA_SIZE = 165  # largest IPA size a VM may ask for, in bits; 0 = fixed 40 bits
 CAP_ARM_PMU_V3 = 126
 CAP_ARM_SVE = 170
 CAP_ARM_PTRAUTH_ADDRESS = 171
@@ -72,6 +74,14 @@ KVM_REG_ARM64 = 0x6000000000000000  # KVM_REG_ARM64
 KVM_REG_SIZE_U64 = 0x0030000000000000  # KVM_REG_SIZE_U64
 KVM_REG_ARM64_SYSREG = 0x0013 << 16  # KVM_REG_ARM64_SYSREG (coprocessor field, bits 27:16)
 SYSREG_ID_BASE = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG  # 0x6030000000130000
+KVM_REG_ARCH_MASK = 0xFF00000000000000  # KVM_REG_ARCH_MASK
+KVM_REG_ARM_COPROC_MASK = 0x000000000FFF0000  # KVM_REG_ARM_COPROC_MASK
+KVM_REG_SIZE_MASK = 0x00F0000000000000  # KVM_REG_SIZE_MASK
+# KVM_REG_ARM64_SVE_VLS: KVM_REG_ARM64 | KVM_REG_ARM64_SVE (0x15 << 16) | KVM_REG_SIZE_U512 | 0xffff,
+# a 512-bit bitmap whose bit (vq - 1) says vector length vq * 128 bits is available
+SVE_VLS_ID = KVM_REG_ARM64 | 0x0060000000000000 | 0x15 << 16 | 0xFFFF
+SVE_VLS_WORDS = 8  # KVM_ARM64_SVE_VLS_WORDS
+PMCR_EL0 = (3, 3, 9, 12, 0)  # its N field, bits 15:11, counts the PMU event counters
 
 # Writable-masks array (arch/arm64/include/uapi/asm/kvm.h)
 FEATURE_ID_RANGE = 0  # KVM_ARM_FEATURE_ID_RANGE
@@ -81,6 +91,13 @@ WRITABLE_MASKS_COUNT = 3 * 8 * 8  # KVM_ARM_FEATURE_ID_RANGE_SIZE: u64 entries
 def sysreg_id(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
     """ONE_REG id of a system register (ARM64_SYS_REG(): the KVM_REG_ARM64_SYSREG_*_SHIFT fields)."""
     return SYSREG_ID_BASE | op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2
+
+
+def sysreg_encoding(reg_id: int) -> tuple[int, int, int, int, int] | None:
+    """(op0, op1, CRn, CRm, op2) of a 64-bit system-register ONE_REG id, None for any other id."""
+    if reg_id & (KVM_REG_ARCH_MASK | KVM_REG_SIZE_MASK | KVM_REG_ARM_COPROC_MASK) != SYSREG_ID_BASE:
+        return None
+    return (reg_id >> 14 & 3, reg_id >> 11 & 7, reg_id >> 7 & 15, reg_id >> 3 & 15, reg_id & 7)
 
 
 def mask_index(op0: int, op1: int, crn: int, crm: int, op2: int) -> int | None:

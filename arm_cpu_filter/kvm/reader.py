@@ -1,4 +1,4 @@
-"""Read a HostSnapshot (format 1) from /dev/kvm: what this host's KVM offers a new VM.
+"""Read a HostSnapshot (format 2) from /dev/kvm: what this host's KVM offers a new VM.
 
 The values are those of a fresh vCPU of a scratch VM created with every optional vCPU feature
 the host offers (KVM computes the VM's ID registers from the first vCPU's features), plus the
@@ -19,6 +19,7 @@ from . import device as dev
 from . import ioctls as k
 from .errors import KvmError
 from .registers import table_registers
+from .vcpu_facts import read_vcpu_facts
 
 
 def offered_features(kvm_fd: int) -> list[str]:
@@ -58,7 +59,7 @@ def read_snapshot(
     device: str = "/dev/kvm",
     enable_impl_id_regs: bool | None = None,
 ) -> dict:
-    """HostSnapshot format-1 dict of this host (written by `HostSnapshot.to_dict`, the format's one writer).
+    """HostSnapshot format-2 dict of this host (written by `HostSnapshot.to_dict`, the format's one writer).
 
     `features` restricts the vCPU features (default: every one offered). `enable_impl_id_regs`
     None = enable KVM_CAP_ARM_WRITABLE_IMP_ID_REGS when the kernel has it; False describes VMs
@@ -74,6 +75,7 @@ def read_snapshot(
         with dev.ScratchVcpu(kvm, chosen, caps) as vm:
             values = _read_registers(vm.vcpu)
             masks = dev.writable_masks(vm.vm) if has_masks else None
+        facts = read_vcpu_facts(kvm, frozenset(chosen), caps)
     finally:
         os.close(kvm)
     if masks is None:
@@ -88,6 +90,7 @@ def read_snapshot(
         vcpu_features=frozenset(chosen),
         capabilities={"writable_impl_id_regs": impl_id, "writable_masks": masks is not None},
         source="kvm",
+        vcpu_facts=facts,
     )
     return snapshot.to_dict()
 

@@ -1,9 +1,14 @@
-"""HostSnapshot (format 1) and CPU definitions: parse, validate, serialise, fingerprint.
+"""HostSnapshot (formats 1 and 2) and CPU definitions: parse, validate, serialise, fingerprint.
 
 A HostSnapshot is what a host's KVM offers a new VM (registers of a fresh vCPU created
 with every optional feature, writable masks, capabilities).  A CPU definition has the same
 shape (``registers`` + ``vcpu_features``): what a VM's guest sees.  A snapshot used as a
 definition means "a host-passthrough VM started on that host".
+
+Format 2 adds ``"kvm"``: the facts a migration needs beyond ID registers (register lists per
+vCPU feature set, SVE vector lengths, IPA limit, PMU counters, page size, the features a default
+``-cpu host`` turns on; ``snapshot.vcpu_facts``).  Format 1 is still read; its ``kvm`` facts are
+unknown (``HostSnapshot.vcpu_facts is None``), and whoever needs them fails closed.
 
 Pure: strings and dicts in, objects out.  ``arm_cpu_filter.snapshot.files`` does file I/O.
 """
@@ -19,9 +24,12 @@ from functools import cached_property
 from typing import Any
 
 from arm_cpu_filter.errors import InputError
+from arm_cpu_filter.snapshot.vcpu_facts import VcpuFacts
 from arm_cpu_filter.table import U64, load_table, vcpu_features
 
-FORMAT = 1
+FORMAT = 1  # CPU definitions, and snapshots without ``kvm`` facts
+FORMAT_WITH_VCPU_FACTS = 2
+READABLE_FORMATS = (1, 2)
 #: Registers that identify one vCPU, not the CPU model (each vCPU has its own MPIDR_EL1): no
 #: definition constrains them and the reader does not take them.
 PER_VCPU_REGISTERS = frozenset({"MPIDR_EL1"})
@@ -95,8 +103,9 @@ def _require_object(data: Any, what: str) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{what}: expected a JSON object, got {type(data).__name__}")
     fmt = data.get("format", FORMAT)
-    if fmt != FORMAT or isinstance(fmt, bool):
-        raise InputError(f"{what}: unsupported format {fmt!r} (this version reads format {FORMAT})")
+    if fmt not in READABLE_FORMATS or isinstance(fmt, bool):
+        readable = " and ".join(map(str, READABLE_FORMATS))
+        raise InputError(f"{what}: unsupported format {fmt!r} (this version reads formats {readable})")
     return data
 
 
@@ -141,7 +150,7 @@ class CpuDefinition:
 
 @dataclass(frozen=True, eq=False)
 class HostSnapshot:
-    """What a host's KVM offers a new VM (HostSnapshot format 1, see docs/design.rst)."""
+    """What a host's KVM offers a new VM (HostSnapshot format 1 or 2, see docs/design.rst)."""
 
     host: str
     kernel: str
@@ -153,6 +162,8 @@ class HostSnapshot:
     source: str = "kvm"
     taken_at: str | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: Format 2's migration facts; None: unknown (a format-1 snapshot).
+    vcpu_facts: VcpuFacts | None = None
 
     @classmethod
     def from_dict(cls, data: Any, what: str = "snapshot") -> HostSnapshot:
@@ -173,21 +184,28 @@ class HostSnapshot:
         if not isinstance(caps, dict) or not all(isinstance(v, bool) for v in caps.values()):
             raise InputError(f"{what}: capabilities must be an object of name -> true/false")
         masks = data.get("writable_masks")
+        features = _features(data.get("vcpu_features", []), f"{what}: vcpu_features")
+        facts = None
+        if data["format"] == FORMAT_WITH_VCPU_FACTS:
+            if "kvm" not in data:
+                raise InputError(f"{what}: format 2 needs the key 'kvm' (register lists, vector lengths, limits)")
+            facts = VcpuFacts.from_dict(data["kvm"], features, f"{what}: kvm")
         return cls(
             host=data["host"],
             kernel=data["kernel"],
             registers=_register_map(data["registers"], f"{what}: registers"),
             writable_masks=None if masks is None else _register_map(masks, f"{what}: writable_masks"),
-            vcpu_features=_features(data.get("vcpu_features", []), f"{what}: vcpu_features"),
+            vcpu_features=features,
             capabilities=dict(caps),
             source=str(data.get("source", "kvm")),
             taken_at=data.get("taken_at") if isinstance(data.get("taken_at"), str) else None,
             provenance=data.get("provenance") if isinstance(data.get("provenance"), dict) else {},
+            vcpu_facts=facts,
         )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "format": FORMAT,
+            "format": FORMAT if self.vcpu_facts is None else FORMAT_WITH_VCPU_FACTS,
             "host": self.host,
             "kernel": self.kernel,
             "source": self.source,
@@ -199,23 +217,27 @@ class HostSnapshot:
         if self.writable_masks is not None:
             out["writable_masks"] = _hexmap(self.writable_masks)
         out["capabilities"] = dict(sorted(self.capabilities.items()))
+        if self.vcpu_facts is not None:
+            out["kvm"] = self.vcpu_facts.to_dict()
         if self.provenance:
             out["provenance"] = dict(self.provenance)
         return out
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 over what decides admission: kernel version, registers, masks, features,
-        capabilities.  Not the host name, source or time, so identical hosts share it."""
-        return _digest(
-            {
-                "kernel": ".".join(map(str, self.kernel_version)),
-                "registers": _hexmap(self.registers),
-                "writable_masks": None if self.writable_masks is None else _hexmap(self.writable_masks),
-                "vcpu_features": sorted(self.vcpu_features),
-                "capabilities": {k: v for k, v in sorted(self.capabilities.items()) if v},
-            }
-        )
+        """sha256 over what decides admission and migration: kernel version, registers, masks,
+        features, capabilities, format 2's ``kvm`` facts.  Not the host name, source or time,
+        so identical hosts share it (a format-1 snapshot keeps its format-1 fingerprint)."""
+        content: dict[str, Any] = {
+            "kernel": ".".join(map(str, self.kernel_version)),
+            "registers": _hexmap(self.registers),
+            "writable_masks": None if self.writable_masks is None else _hexmap(self.writable_masks),
+            "vcpu_features": sorted(self.vcpu_features),
+            "capabilities": {k: v for k, v in sorted(self.capabilities.items()) if v},
+        }
+        if self.vcpu_facts is not None:
+            content["kvm"] = self.vcpu_facts.to_dict()
+        return _digest(content)
 
     @cached_property
     def content_key(self) -> tuple:
@@ -229,6 +251,7 @@ class HostSnapshot:
             masks,
             self.vcpu_features,
             tuple(sorted(k for k, v in self.capabilities.items() if v)),
+            None if self.vcpu_facts is None else self.vcpu_facts.digest,
         )
 
     @cached_property

@@ -175,6 +175,10 @@ class HostStore(ABC):
     def instance(self, instance: str) -> InstanceRecord | None:
         return self._get_instance(check_instance_uuid(instance))
 
+    def instance_ids(self) -> list[str]:
+        """Every recorded instance uuid, sorted (for fleet-wide questions such as a kernel upgrade)."""
+        return sorted(self._get_instance_ids())
+
     def snapshot(self, fingerprint: str) -> HostSnapshot:
         obj = self._load(SNAPSHOT, fingerprint)
         assert isinstance(obj, HostSnapshot)
@@ -245,6 +249,9 @@ class HostStore(ABC):
 
     @abstractmethod
     def _get_instance(self, uuid: str) -> InstanceRecord | None: ...
+
+    @abstractmethod
+    def _get_instance_ids(self) -> list[str]: ...
 
     @abstractmethod
     def _add_instance(self, record: InstanceRecord) -> bool: ...

@@ -184,6 +184,10 @@ class FileStore(HostStore):
         check_fingerprint(rec.fingerprint, f"store {self.url}: instances/{path.name}")
         return rec
 
+    def _get_instance_ids(self) -> list[str]:
+        folder = self.root / "instances"
+        return [p.stem for p in folder.glob("*.json")] if folder.is_dir() else []
+
     def _add_instance(self, record: InstanceRecord) -> bool:
         self._dir("instances")
         path = self._file("instances", record.uuid)

@@ -219,6 +219,10 @@ class SqlStore(HostStore):
         check_fingerprint(row.fingerprint, f"store {self.url}: instance {uuid}")
         return InstanceRecord(row.uuid, row.fingerprint, row.host, float(row.recorded_at))
 
+    def _get_instance_ids(self) -> list[str]:
+        t = self._instances
+        return [row.uuid for row in self._run(False, lambda c: c.execute(self._sa.select(t.c.uuid)).all())]
+
     def _add_instance(self, record: InstanceRecord) -> bool:
         return self._insert_ignoring_duplicate(self._instances, record.to_dict())
 

@@ -117,7 +117,10 @@ class Register:
 class RegisterTable:
     registers: tuple[Register, ...]
     inputs: dict
+    #: ``S3_0_C2_C0_3`` -> ``TCR2_EL1``: every system register the kernel's sysreg file names
+    system_register_names: dict[str, str] = field(default_factory=dict)
     by_name: dict[str, Register] = field(init=False, repr=False)
+    by_encoding: dict[tuple[int, int, int, int, int], Register] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names: dict[str, Register] = {}
@@ -125,6 +128,7 @@ class RegisterTable:
             names[r.name] = r
             names.setdefault(short_name(r.name), r)
         object.__setattr__(self, "by_name", names)
+        object.__setattr__(self, "by_encoding", {r.encoding: r for r in self.registers})
 
     def register(self, name: str) -> Register:
         """Look a register up by its kernel name (``ID_AA64ISAR0_EL1``) or short name."""
@@ -182,7 +186,8 @@ def _register(data: dict) -> Register:
 def load_table() -> RegisterTable:
     """The committed register table (loaded once per process)."""
     data = json.loads((DATA / "registers.json").read_text())
-    return RegisterTable(tuple(_register(r) for r in data["registers"]), data["inputs"])
+    return RegisterTable(tuple(_register(r) for r in data["registers"]), data["inputs"],
+                         data.get("system_register_names", {}))
 
 
 @dataclass(frozen=True, slots=True)

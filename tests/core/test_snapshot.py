@@ -50,7 +50,8 @@ def test_snapshot_used_as_definition():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.update(format=2), "unsupported format 2"),
+        (lambda d: d.update(format=3), "unsupported format 3 (this version reads formats 1 and 2)"),
+        (lambda d: d.update(format=2), "format 2 needs the key 'kvm'"),
         (lambda d: d.pop("kernel"), "missing key 'kernel'"),
         (lambda d: d.update(kernel="banana"), "kernel 'banana' is not a Linux version"),
         (lambda d: d["registers"].update(ID_AA64ISAR0_EL1="0x1" + "0" * 16), "wider than 64 bits"),
