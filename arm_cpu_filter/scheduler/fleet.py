@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from arm_cpu_filter.engine import accepts, check
-from arm_cpu_filter.engine.migrate import RunningVm, migrate
+from arm_cpu_filter.engine.migrate import ID_REGISTERS, RunningVm, migrate
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.store import HostRecord, HostStore, StoreError
@@ -250,12 +250,19 @@ def vm_key(vm: RunningVm) -> Hashable:
 
 
 def explain_move(vm: RunningVm, snapshot: HostSnapshot, live: bool, limit: int = 3) -> str:
-    """Why ``vm`` cannot move onto ``snapshot``, in one line: each blocker's reason, with the
-    destination VMM setting that would lift it."""
+    """Why ``vm`` cannot move onto ``snapshot``, in one line: the blockers' reasons with the
+    destination VMM setting that would lift each; ID-register blockers as :func:`explain` puts
+    them (property names) when the VM's own CPU is what the destination cannot realize."""
     blockers = migrate(vm, snapshot, live).blockers
-    parts = [b.reason + (f" [lifted by {b.lifted_by}]" if b.lifted_by else "") for b in blockers[:limit]]
-    more = f" and {len(blockers) - limit} more" if len(blockers) > limit else ""
-    return "; ".join(parts) + more if parts else "movable"
+    others = [b for b in blockers if b.kind != ID_REGISTERS]
+    ids = [b for b in blockers if b.kind == ID_REGISTERS]
+    own = explain(vm.definition, snapshot, limit) if ids else "usable"
+    shown = (others if own != "usable" else blockers)[:limit]
+    parts = [b.reason + (f" [lifted by {b.lifted_by}]" if b.lifted_by else "") for b in shown]
+    if own != "usable":
+        parts.insert(0, own)
+    hidden = len(others if own != "usable" else blockers) - len(shown)
+    return "; ".join(parts) + (f" and {hidden} more" if hidden > 0 else "") if parts else "movable"
 
 
 def hosts_accepting(fleet: Fleet, definition: CpuDefinition, names: Iterable[str] | None = None) -> dict[str, str | None]:
