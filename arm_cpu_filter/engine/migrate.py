@@ -141,6 +141,12 @@ def running_vm(definition: CpuDefinition, source: HostSnapshot, passthrough: boo
     )
 
 
+def stopped_vm(definition: CpuDefinition, passthrough: bool, source: str = "") -> RunningVm:
+    """A VM known only by its CPU (shelved, or its source's facts are gone): no saved state to
+    compare, so a live move fails closed and a cold move needs ``definition`` realizable."""
+    return RunningVm(definition, source, None, passthrough, None, None, None, None)
+
+
 def moved(vm: RunningVm, destination: HostSnapshot) -> RunningVm:
     """``vm`` after a successful move onto ``destination``: the guest sees the same CPU, but its
     saved state now holds the destination's register list (QEMU keeps the destination's own list)."""

@@ -1,7 +1,8 @@
 """The scheduler's view of the fleet: host records from the store (re-read at most every
 ``refresh_interval`` seconds), snapshots cached by fingerprint (content-addressed, so never
-invalid), and verdicts cached per (definition fingerprint, snapshot fingerprint) -- a fleet
-has few distinct snapshots and few distinct definitions, so almost every check is a dict hit.
+invalid), and verdicts cached per (definition fingerprint, snapshot fingerprint) for boots and
+per (VM, snapshot fingerprint, live) for moves -- a fleet has few distinct snapshots, few
+distinct definitions and few sources, so almost every verdict is a dict hit.
 
 No Nova imports: the filter, the weighers and the operator commands share this module.
 The owner calls ``refresh()`` once per request; the store is read again only when the
@@ -13,10 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from arm_cpu_filter.engine import accepts, check
+from arm_cpu_filter.engine.migrate import ID_REGISTERS, RunningVm, migrate
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.store import HostRecord, HostStore, StoreError
@@ -49,8 +51,9 @@ class _Derived:
     counts: Counter[str] = field(default_factory=Counter)
     #: snapshot fingerprint -> share of fresh hosts accepting a passthrough VM started there
     passthrough_shares: dict[str, float] = field(default_factory=dict)
-    #: definition fingerprint (None: any definition) -> the fresh hosts that accept it
-    accepting: dict[str | None, frozenset[str]] = field(default_factory=dict)
+    #: definition fingerprint (None: any definition), or a move's (vm key, live) -> the fresh
+    #: hosts that accept it
+    accepting: dict[Hashable, frozenset[str]] = field(default_factory=dict)
 
 
 def _age(seconds: float) -> str:
@@ -80,6 +83,7 @@ class Fleet:
         self._loaded_at: float | None = None
         self._load_error: str | None = None
         self._verdicts: dict[tuple[str, str], bool] = {}
+        self._moves: dict[tuple[Hashable, str, bool], bool] = {}
         #: generation counter: derived per-fleet data (shares) is recomputed when it changes
         self.generation = 0
         self._derived = _Derived()
@@ -177,14 +181,35 @@ class Fleet:
             self._verdicts[key] = verdict
         return verdict
 
+    def movable(self, vm: RunningVm, snapshot: HostSnapshot, live: bool) -> bool:
+        """Does ``engine.migrate`` move ``vm`` onto ``snapshot``?  Cached per (VM, destination
+        fingerprint, live): a fleet's VMs come from few sources and definitions."""
+        key = (vm_key(vm), snapshot.fingerprint, live)
+        verdict = self._moves.get(key)
+        if verdict is None:
+            verdict = migrate(vm, snapshot, live).ok
+            if len(self._moves) >= self.cache_size:
+                self._moves.clear()
+            self._moves[key] = verdict
+        return verdict
+
     def accepting(self, definition: CpuDefinition | None) -> frozenset[str]:
         """Names of the fresh hosts that accept ``definition`` (None: every fresh host)."""
+        if definition is None:
+            return self._accepting(None, lambda snap: True)
+        return self._accepting(definition.fingerprint, lambda snap: self.usable(definition, snap))
+
+    def accepting_move(self, vm: RunningVm, live: bool) -> frozenset[str]:
+        """Names of the fresh hosts ``vm`` can move to (live or cold)."""
+        return self._accepting((vm_key(vm), live), lambda snap: self.movable(vm, snap, live))
+
+    def _accepting(self, key: Hashable, verdict: Callable[[HostSnapshot], bool]) -> frozenset[str]:
+        """One verdict per distinct fresh snapshot, cached for the store generation under ``key``."""
         self._derive()
-        key = None if definition is None else definition.fingerprint
         derived = self._derived
         names = derived.accepting.get(key)
         if names is None:
-            ok = {fp for fp, snap in derived.snapshots.items() if definition is None or self.usable(definition, snap)}
+            ok = {fp for fp, snap in derived.snapshots.items() if verdict(snap)}
             names = derived.accepting[key] = frozenset(n for n, fp in derived.fingerprints.items() if fp in ok)
         return names
 
@@ -214,6 +239,30 @@ def explain(definition: CpuDefinition, snapshot: HostSnapshot, limit: int = 3) -
         parts.append(f"{what} {b.requested} (host: {b.host})")
     more = f" and {len(blockers) - limit} more" if len(blockers) > limit else ""
     return "; ".join(parts) + more if parts else "usable"
+
+
+def vm_key(vm: RunningVm) -> Hashable:
+    """What decides ``migrate(vm, ...)``: the guest's CPU (fingerprint), how it was started, and
+    what its saved state holds -- the source snapshot's part of it, not the source's name (VMs of
+    identical sources share verdicts).  The register list is a frozenset: it caches its hash."""
+    return (vm.definition.fingerprint, vm.passthrough, vm.register_list, vm.vector_lengths, vm.ipa_bits,
+            vm.pmu_counters)
+
+
+def explain_move(vm: RunningVm, snapshot: HostSnapshot, live: bool, limit: int = 3) -> str:
+    """Why ``vm`` cannot move onto ``snapshot``, in one line: the blockers' reasons with the
+    destination VMM setting that would lift each; ID-register blockers as :func:`explain` puts
+    them (property names) when the VM's own CPU is what the destination cannot realize."""
+    blockers = migrate(vm, snapshot, live).blockers
+    others = [b for b in blockers if b.kind != ID_REGISTERS]
+    ids = [b for b in blockers if b.kind == ID_REGISTERS]
+    own = explain(vm.definition, snapshot, limit) if ids else "usable"
+    shown = (others if own != "usable" else blockers)[:limit]
+    parts = [b.reason + (f" [lifted by {b.lifted_by}]" if b.lifted_by else "") for b in shown]
+    if own != "usable":
+        parts.insert(0, own)
+    hidden = len(others if own != "usable" else blockers) - len(shown)
+    return "; ".join(parts) + (f" and {hidden} more" if hidden > 0 else "") if parts else "movable"
 
 
 def hosts_accepting(fleet: Fleet, definition: CpuDefinition, names: Iterable[str] | None = None) -> dict[str, str | None]:

@@ -5,23 +5,33 @@ Extra specs (namespace ``arm_cpu``): ``arm_cpu:model=<name>`` (a named model; im
 ``arm_cpu:mode=host-passthrough|custom``.  No ``arm_cpu`` spec at all means host-passthrough,
 the aarch64 default of Nova's libvirt driver.
 
-The CPU definition checked against candidates:
-- named model: the realized model with its overrides (boots and moves alike);
-- host-passthrough, instance recorded by the agent: the definition it recorded when it first
-  saw the domain (the CPU of the host the instance first booted on, what the guest still sees);
-- host-passthrough move of an instance not (yet) recorded: the snapshot of the source host,
-  which Nova puts first in ``RequestSpec.ignore_hosts`` for live migration, evacuation and
-  resize (unless resizing to the same host is allowed);
+Boots: the definition is checked against candidates (``engine.accepts``):
+- named model: the realized model with its overrides;
 - host-passthrough boot: none -- every host with fresh data passes; the weigher steers.
+
+Moves (an instance the agent recorded, or ``RequestSpec.ignore_hosts`` set): the VM is moved
+to each candidate with ``engine.migrate``, live or cold (:mod:`arm_cpu_filter.scheduler.move_kind`).
+The source is the recorded instance's host, else ``ignore_hosts[0]`` (Nova puts the source
+first for live migration, evacuation and resize).  The VM's CPU:
+- named model: the realized model, started from it (``defined_vm``);
+- host-passthrough, instance recorded by the agent: the definition it recorded when it first
+  saw the domain (the CPU of the host the instance first booted on, what the guest still sees),
+  started ``-cpu host`` (``running_vm(..., passthrough=True)``);
+- host-passthrough, not (yet) recorded: the source host's CPU (``passthrough_vm``).
+A live move also needs what the VM's saved state holds: the source's register list and limits,
+from the source's fresh data -- a source without it makes a live move fail closed.  A cold move
+starts a new QEMU: the CPU alone decides (for an unrecorded VM, the source's last published
+snapshot, fresh or not).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from arm_cpu_filter.engine.migrate import RunningVm, passthrough_vm, running_vm, stopped_vm
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
 from arm_cpu_filter.models import realize
 from arm_cpu_filter.scheduler.fleet import Fleet
@@ -87,6 +97,10 @@ class CpuRequest:
     problem: str | None = None
     #: the problem came from reading the store (worth re-reading it), not from the request
     store_error: bool = False
+    #: a move: the VM as it runs on its source, which ``engine.migrate`` moves to each candidate
+    vm: RunningVm | None = None
+    #: a move whose saved state travels (live migration); False: a new QEMU starts (cold)
+    live: bool = False
 
 
 def _store_failed(label: str, exc: ArmCpuFilterError) -> CpuRequest:
@@ -98,7 +112,11 @@ def resolve(
     extra_specs: Mapping[str, Any] | None,
     instance_uuid: str | None = None,
     ignore_hosts: Sequence[str] | None = None,
+    cold: bool = False,
 ) -> CpuRequest:
+    """The request's CPU; ``cold``: the RequestSpec marks a resize or cold migration
+    (:func:`arm_cpu_filter.scheduler.move_kind.marked_cold`).  A move is live unless it is
+    marked cold or has no ``ignore_hosts`` (an unshelve; see ``move_kind``)."""
     try:
         spec = CpuSpec.from_extra_specs(extra_specs)
     except ArmCpuFilterError as exc:
@@ -111,27 +129,55 @@ def resolve(
             return _store_failed(f"instance {instance_uuid}", exc)
     source = (record.host if record is not None else None) or (ignore_hosts[0] if ignore_hosts else None)
     move = record is not None or bool(ignore_hosts)
+    live = move and bool(ignore_hosts) and not cold
     if spec.model is not None:
         try:
             definition = realize_model(spec.model)
         except ArmCpuFilterError as exc:
             return CpuRequest(spec.model, model=spec.model, problem=f"CPU model {spec.model}: {exc}")
-        return CpuRequest(spec.model, definition, spec.model, move, source)
+        if not move:
+            return CpuRequest(spec.model, definition, spec.model)
+        return _move(fleet, CpuRequest(spec.model, definition, spec.model, True, source, live=live), False)
     if record is not None:
         try:
             definition = fleet.store.definition(record.fingerprint)
         except ArmCpuFilterError as exc:
             return _store_failed(f"instance {record.uuid}", exc)
         where = f" (first seen on {definition.name})" if definition.name else ""
-        return CpuRequest(f"host-passthrough instance {record.uuid}{where}", definition, None, True, source)
+        label = f"host-passthrough instance {record.uuid}{where}"
+        return _move(fleet, CpuRequest(label, definition, None, True, source, live=live), True)
     if move and source:
-        try:
+        label = f"host-passthrough move from {source}"
+        if live:  # the source's fresh data is checked by _move
+            return _move(fleet, CpuRequest(label, None, None, True, source, live=True), True)
+        try:  # a cold move needs only the CPU: the source's last published snapshot, fresh or not
             snapshot = fleet.store.host_snapshot(source)
         except ArmCpuFilterError as exc:
-            return _store_failed(f"host-passthrough move from {source}", exc)
+            return _store_failed(label, exc)
         if snapshot is None:
-            return CpuRequest(f"host-passthrough move from {source}", problem=(
+            return CpuRequest(label, problem=(
                 f"host-passthrough instance {instance_uuid} has no recorded CPU and its source host {source} "
                 f"has no published snapshot"))
-        return CpuRequest(f"host-passthrough move from {source}", snapshot.as_definition(), None, True, source)
+        vm = passthrough_vm(snapshot)
+        return CpuRequest(label, vm.definition, None, True, source, vm=vm, live=False)
     return CpuRequest("host-passthrough boot")
+
+
+def _move(fleet: Fleet, request: CpuRequest, passthrough: bool) -> CpuRequest:
+    """``request`` with its VM: as it runs on the source's fresh snapshot for a live move (else
+    the move fails closed: the VM's register list and limits are unknown), its CPU alone for a
+    cold one; ``request.definition`` None: an unrecorded host-passthrough VM (the source's CPU)."""
+    definition, source = request.definition, request.source_host
+    if not request.live:  # the caller resolves a cold unrecorded move (definition set)
+        if definition is None:
+            return replace(request, problem="cold move without a CPU to check")
+        return replace(request, vm=stopped_vm(definition, passthrough, source or ""))
+    data = fleet.host(source) if source else None
+    if data is None or data.snapshot is None:
+        why = data.problem if data is not None else "Nova named no source host"
+        return replace(request, problem=f"live migration from {source}: the source's CPU data is unusable ({why}), "
+                                        "so the VM's register list and limits are unknown")
+    if definition is None:
+        vm = passthrough_vm(data.snapshot)
+        return replace(request, definition=vm.definition, vm=vm)
+    return replace(request, vm=running_vm(definition, data.snapshot, passthrough))

@@ -18,7 +18,8 @@ from typing import Any
 from oslo_config import cfg
 
 from arm_cpu_filter import conf, logsafe
-from arm_cpu_filter.scheduler.fleet import Fleet, explain
+from arm_cpu_filter.scheduler.fleet import Fleet, explain, explain_move
+from arm_cpu_filter.scheduler.move_kind import marked_cold
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
 from arm_cpu_filter.store import open_store
 
@@ -88,7 +89,8 @@ def request_for(spec_obj: Any) -> CpuRequest:
         if request is None:
             flavor = _field(spec_obj, "flavor")
             extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
-            request = resolve(f, extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []))
+            request = resolve(f, extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []),
+                              cold=marked_cold(spec_obj))
             if request.store_error:  # has the store gone down since the last read? (not for a bad flavor)
                 f.refresh(force=True)
                 request = _store_down(f) or request
@@ -112,19 +114,25 @@ def _store_down(f: Fleet) -> CpuRequest | None:
 
 def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
     """The host states that pass: one verdict per distinct snapshot, then a dict lookup per
-    host; hosts without fresh data go through :func:`admit`, which logs their problem once."""
+    host; hosts without fresh data go through :func:`admit`, which logs their problem once (and,
+    at DEBUG, so do the hosts the engine refused, with the reason)."""
     try:
         f = fleet()
         fps = f.fingerprints()
         if request.problem or f.load_error:
             return [h for h in host_states if admit(h.host, request)]
-        accepting = f.accepting(request.definition)
+        vm = request.vm
+        accepting = f.accepting(request.definition) if vm is None else f.accepting_move(vm, request.live)
         out = [h for h in host_states if h.host in accepting]
         for name in [n for n in _host_problems if n in fps]:
             admit(name, request)  # logs the recovery
         if len(out) < len(host_states):
             for name in {h.host for h in host_states} - fps.keys():
                 admit(name, request)  # logs the host's problem once
+            if LOG.isEnabledFor(logging.DEBUG):  # why the engine refused the others
+                for name in sorted({h.host for h in host_states} - accepting - _host_problems.keys()):
+                    if name in fps:
+                        admit(name, request)
         return out
     except Exception:  # the per-host path never raises and logs each problem
         return [h for h in host_states if admit(h.host, request)]
@@ -147,6 +155,15 @@ def admit(host: str, request: CpuRequest) -> bool:
             del _host_problems[host]
             LOG.info("ArmCpuModelFilter: host %s has usable CPU data again", host)
         if request.problem:  # the store is readable again, but this request was answered while it was not
+            return False
+        vm = request.vm
+        if vm is not None:
+            if fleet().movable(vm, data.snapshot, request.live):
+                return True
+            if LOG.isEnabledFor(logging.DEBUG):
+                LOG.debug("ArmCpuModelFilter: %s cannot %s to %s: %s", request.label,
+                          "live-migrate" if request.live else "move (cold)", host,
+                          explain_move(vm, data.snapshot, request.live))
             return False
         if request.definition is None:
             return True

@@ -8,7 +8,7 @@ from arm_cpu_filter.cli import main
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.snapshot import dumps
 from arm_cpu_filter.store import open_store
-from tests.engine.vmfacts import with_facts
+from arm_cpu_filter.testing.vmfacts import with_facts
 
 G3 = sample_host("graviton3")
 OLD = with_facts(G3, host="old", kernel="6.12.95")

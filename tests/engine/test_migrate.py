@@ -26,7 +26,7 @@ from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.snapshot.vcpu_facts import VcpuFacts
-from tests.engine.vmfacts import with_facts
+from arm_cpu_filter.testing.vmfacts import with_facts
 
 G3 = sample_host("graviton3")
 

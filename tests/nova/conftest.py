@@ -22,6 +22,7 @@ from arm_cpu_filter.scheduler import state  # noqa: E402
 from arm_cpu_filter.store import open_store  # noqa: E402
 from arm_cpu_filter.testing.nova import sandbox as sandbox_mod  # noqa: E402
 from arm_cpu_filter.testing.nova import scenario  # noqa: E402
+from arm_cpu_filter.testing.vmfacts import with_kernel_facts  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -33,7 +34,8 @@ def plan() -> scenario.Scenario:
 
 @pytest.fixture(scope="session")
 def fleet_snapshots(plan):
-    return {host: sample_host(sample) for host, sample in plan.hosts.items()}
+    """The scenario's hosts as format 2: synthetic kvm facts of the lab's shape (moves need them)."""
+    return {host: with_kernel_facts(sample_host(sample)) for host, sample in plan.hosts.items()}
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,9 @@ def test_demo_runs_through_nova(tmp_path):
     assert "feat_SM4" in g3["refused"]["g4-a"]
     typo = by_title["boot: unknown model (typo) fails closed"]
     assert typo["admitted"] == [] and len(typo["refused"]) == 11
-    move = by_title["live migration: graviton2-v1 VM with DIC off, running on g2-b"]
+    live = by_title["live migration: graviton2-v1 VM with DIC off, running on g2-b"]
+    assert [a["host"] for a in live["admitted"]] == ["g2-c"]
+    assert "destination kernel 7.3.4 has no S3_0_C2_C0_3" in live["refused"]["g2-a"]  # the synthetic 7.3 list
+    move = by_title["resize: graviton2-v1 VM with DIC off, running on g2-b"]
     assert [a["host"] for a in move["admitted"]][0] == "g2-c"  # identical to the source: preferred
     assert sorted(a["host"] for a in move["admitted"]) == ["altra-a", "g2-a", "g2-c"]

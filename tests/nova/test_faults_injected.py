@@ -65,7 +65,8 @@ def scenarios(fleet_snapshots) -> list[Scenario]:
         Scenario("engine verdict on the graviton2 snapshot", fleet_mod, "accepts", lambda d, s: s.fingerprint == g2,
                  {MODEL: ["g2-a"]}, host_lines={"g2-b", "g2-c"}, weigher_abstains=True),
         Scenario("store read of the graviton3 snapshot", HostStore, "_load", lambda self, kind, fp: (kind, fp) == (SNAPSHOT, g3),
-                 {BOOT: sorted(set(ALL) - {"g3-a", "g3-b"}), MOVE: []}, host_lines={"g3-a", "g3-b"}),
+                 {BOOT: sorted(set(ALL) - {"g3-a", "g3-b"}), MOVE: []}, host_lines={"g3-a", "g3-b"},
+                 request_lines={MOVE}),  # the live move's source is g3-a: its VM is unknown
         Scenario("store host listing", HostStore, "hosts", admitted=everything, host_lines=set(ALL)),
         Scenario("store instance lookup", HostStore, "instance", admitted=everything, request_lines={BOOT, MODEL, MOVE}),
         Scenario("fleet derivation", fleet_mod.Fleet, "_derive", weigher_abstains=True),  # the filter's per-host path answers

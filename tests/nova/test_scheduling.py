@@ -28,12 +28,12 @@ def boot(sandbox, **extra_specs):
     return sandbox.schedule(sandbox.request_spec({f"arm_cpu:{k}": v for k, v in extra_specs.items()}))
 
 
-def move(sandbox, store, source, snapshots, extra_specs=None, record=True):
-    """Live-migrate a VM running on ``source`` (Nova puts the source in ignore_hosts)."""
+def move(sandbox, store, source, snapshots, extra_specs=None, record=True, resize=False):
+    """Live-migrate (``resize``: resize) a VM running on ``source`` (Nova puts the source in ignore_hosts)."""
     vm = str(uuid.uuid4())
     if record:  # what the agent on the source recorded when it first saw the domain
         store.record_instance(vm, passthrough_definition(snapshots[source], source), source)
-    return sandbox.schedule(sandbox.request_spec(extra_specs, instance_uuid=vm, ignore_hosts=[source]))
+    return sandbox.schedule(sandbox.request_spec(extra_specs, instance_uuid=vm, ignore_hosts=[source], resize=resize))
 
 
 def test_the_fleet_is_real_nova(sandbox):
@@ -93,7 +93,7 @@ def test_graviton3_passthrough_vm_moves_to_its_twin_only(sandbox, fleet_store, f
     assert out.refused["g3-a"] == "source host (ignore_hosts)"
     why = out.refused["g4-a"]
     assert "feat_SM3" in why and "feat_SM4" in why  # Graviton4 has no SM3/SM4
-    assert "vcpu_features ptrauth-address" in out.refused["g2-a"]
+    assert "the VM uses the vCPU feature ptrauth-address, which graviton2-7.3's KVM does not offer" in out.refused["g2-a"]
 
 
 def test_graviton3_to_graviton4_blockers_include_aarch32(fleet_snapshots):
@@ -107,14 +107,45 @@ def test_graviton2_vm_moves_to_altra_only_with_dic_off(sandbox, fleet_store, fle
     passthrough = move(sandbox, fleet_store, "g2-a", fleet_snapshots)
     assert admitted(passthrough) == ["g2-b", "g2-c"]
     assert passthrough.refused["altra-a"] == "hw_prop_DIC on (host: off)"
-    model = move(sandbox, fleet_store, "g2-b", fleet_snapshots, {"arm_cpu:model": "graviton2-v1"})
-    assert admitted(model) == ["g2-a", "g2-c"]
-    dic_off = move(sandbox, fleet_store, "g2-b", fleet_snapshots,
-                   {"arm_cpu:model": "graviton2-v1", "arm_cpu:hw_prop_DIC": "off"})
-    assert admitted(dic_off) == ["altra-a", "g2-a", "g2-c"]
+    dic_off = {"arm_cpu:model": "graviton2-v1", "arm_cpu:hw_prop_DIC": "off"}
+    resized = move(sandbox, fleet_store, "g2-b", fleet_snapshots, dic_off, resize=True)
+    assert admitted(resized) == ["altra-a", "g2-a", "g2-c"]
     # the move weigher prefers the destination identical to the source (g2-c == g2-b)
-    assert dic_off.arm_scores == {"altra-a": 0.0, "g2-a": 0.0, "g2-c": 1.0}
-    assert dic_off.admitted[0][0] == "g2-c"
+    assert resized.arm_scores == {"altra-a": 0.0, "g2-a": 0.0, "g2-c": 1.0}
+    assert resized.admitted[0][0] == "g2-c"
+
+
+KERNEL_DROPS_TCR2 = ("destination kernel 7.3.4 has no S3_0_C2_C0_3, which this VM's state holds "
+                     "(a kernel change breaks this VM's migration)")
+
+
+def test_live_migration_from_linux_6_12_to_7_3_is_refused_where_a_resize_is_admitted(sandbox, fleet_store,
+                                                                                      fleet_snapshots):
+    """The 7.3 hosts' (synthetic) register list lacks TCR2_EL1, which a VM started on 6.12 holds."""
+    dic_off = {"arm_cpu:model": "graviton2-v1", "arm_cpu:hw_prop_DIC": "off"}
+    live = move(sandbox, fleet_store, "g2-b", fleet_snapshots, dic_off)
+    assert admitted(live) == ["g2-c"]
+    assert live.refused["g2-a"] == live.refused["altra-a"] == KERNEL_DROPS_TCR2
+    model = move(sandbox, fleet_store, "g2-b", fleet_snapshots, {"arm_cpu:model": "graviton2-v1"})
+    assert admitted(model) == ["g2-c"]
+    assert model.refused["altra-a"] == f"hw_prop_DIC on (host: off); {KERNEL_DROPS_TCR2}"
+    passthrough = move(sandbox, fleet_store, "g2-b", fleet_snapshots)
+    assert admitted(passthrough) == ["g2-c"]
+    assert admitted(move(sandbox, fleet_store, "g2-b", fleet_snapshots, resize=True)) == ["g2-a", "g2-c"]
+    # from 7.3 down to 6.12 is fine: registers only the destination has keep their reset values
+    assert admitted(move(sandbox, fleet_store, "g2-a", fleet_snapshots, dic_off)) == ["altra-a", "g2-b", "g2-c"]
+
+
+def test_live_migration_onto_a_format_1_host_is_refused(sandbox, fleet_store, fleet_snapshots):
+    from arm_cpu_filter.samples import sample_host
+
+    fleet_store.publish(sample_host("graviton3"), host="g3-b")  # an agent that predates format 2
+    out = move(sandbox, fleet_store, "g3-a", fleet_snapshots)
+    assert admitted(out) == []
+    assert out.refused["g3-b"] == ("the register list of graviton3 is unknown (a format-1 snapshot): republish it "
+                                   "with a current agent; the vector lengths, IPA and PMU limits of graviton3 are "
+                                   "unknown (a format-1 snapshot): republish it with a current agent")
+    assert admitted(move(sandbox, fleet_store, "g3-a", fleet_snapshots, resize=True)) == ["g3-b"]
 
 
 def test_unrecorded_passthrough_move_uses_the_source_snapshot(sandbox, fleet_store, fleet_snapshots):

@@ -4,11 +4,14 @@ directory, no scheduler service.  Beside the sandbox tests (a real Nova schedule
 
 The fleet: two Graviton2 hosts, an Ampere Altra (same MIDR, CTR_EL0.DIC off, another REVIDR),
 a Graviton3 and a Graviton4 (the bundled Linux 6.12 samples), one host whose snapshot is older
-than ``max_snapshot_age`` and one that never published."""
+than ``max_snapshot_age`` and one that never published.  Moves are decided by
+``engine.migrate``, which needs format-2 facts: every host gets the synthetic ones of
+:mod:`arm_cpu_filter.testing.vmfacts` (stand-ins of the lab's shape, not real kernels' lists)."""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -20,10 +23,12 @@ from nova import objects
 from nova.scheduler import weights
 
 from arm_cpu_filter.samples import sample_host
+from arm_cpu_filter.scheduler import state
 from arm_cpu_filter.scheduler.filters import ArmCpuModelFilter
 from arm_cpu_filter.scheduler.weighers import ArmCpuWeigher
 from arm_cpu_filter.snapshot.passthrough import passthrough_definition
 from arm_cpu_filter.store import open_store
+from arm_cpu_filter.testing.vmfacts import with_facts, with_kernel_facts
 
 objects.register_all()
 
@@ -52,20 +57,30 @@ MAX_AGE = 3600
 def store(tmp_path):
     store = open_store(f"file://{tmp_path}/store")
     for host, sample in FRESH.items():
-        store.publish(sample_host(sample), host=host)
-    store.publish(sample_host("graviton2"), host=STALE, taken_at=time.time() - 2 * MAX_AGE)
+        store.publish(with_kernel_facts(sample_host(sample)), host=host)
+    store.publish(with_kernel_facts(sample_host("graviton2")), host=STALE, taken_at=time.time() - 2 * MAX_AGE)
     with plugin_options(store_url=f"file://{tmp_path}/store", max_snapshot_age=MAX_AGE):
         yield store
 
 
-def spec(extra_specs=None, *, instance_uuid=None, ignore_hosts=()):
-    return objects.RequestSpec(flavor=objects.Flavor(extra_specs=dict(extra_specs or {})),
-                               instance_uuid=instance_uuid or str(uuid.uuid4()), ignore_hosts=list(ignore_hosts))
+def spec(extra_specs=None, *, instance_uuid=None, ignore_hosts=(), resize=False):
+    """A RequestSpec; ``resize``: marked as Nova's API.resize marks a resize or cold migration."""
+    s = objects.RequestSpec(flavor=objects.Flavor(extra_specs=dict(extra_specs or {})),
+                            instance_uuid=instance_uuid or str(uuid.uuid4()), ignore_hosts=list(ignore_hosts))
+    if resize:
+        s.requested_destination = objects.Destination(allow_cross_cell_move=False)
+    return s
 
 
-def passing(request_spec) -> list[str]:
+def passing(request_spec, hosts=HOSTS) -> list[str]:
     f = ArmCpuModelFilter()
-    return [h for h in HOSTS if f.host_passes(FakeHostState(h, "node", {}), request_spec)]
+    return [h for h in hosts if f.host_passes(FakeHostState(h, "node", {}), request_spec)]
+
+
+def filtered(request_spec, hosts=HOSTS) -> list[str]:
+    """The hosts ``filter_all`` keeps (Nova's path: one verdict per distinct snapshot)."""
+    kept = ArmCpuModelFilter().filter_all([FakeHostState(h, "node", {}) for h in hosts], request_spec)
+    return [h.host for h in kept]
 
 
 def weights_of(request_spec) -> dict[str, float]:
@@ -117,6 +132,75 @@ def test_fail_closed(store):
     # a move whose source never published and is not recorded: nothing to compare with
     orphan = spec(ignore_hosts=[NO_DATA])
     assert passing(orphan) == [] and weights_of(orphan) == ZERO
+
+
+def test_live_migration_to_a_kernel_without_a_register_the_vm_holds_is_refused(store):
+    # g2-new: Graviton2 on Linux 7.3, whose (synthetic) register list has no TCR2_EL1
+    store.publish(with_kernel_facts(sample_host("graviton2-7.3")), host="g2-new")
+    hosts = ["g2-a", "g2-b", "g2-new"]
+    vm = str(uuid.uuid4())
+    store.record_instance(vm, passthrough_definition(sample_host("graviton2"), "g2-a"), "g2-a")
+    live = spec(instance_uuid=vm, ignore_hosts=["g2-a"])
+    assert passing(live, hosts) == filtered(live, hosts) == ["g2-a", "g2-b"]
+    assert state.request_for(live).live is True
+    # the same VM resized (a new QEMU): only the CPU must be realizable, and it is on 7.3
+    resize = spec(instance_uuid=vm, ignore_hosts=["g2-a"], resize=True)
+    assert state.request_for(resize).live is False
+    assert passing(resize, hosts) == filtered(resize, hosts) == ["g2-a", "g2-b", "g2-new"]
+    # the other direction: registers only the destination has keep their reset values
+    back = str(uuid.uuid4())
+    store.record_instance(back, passthrough_definition(sample_host("graviton2-7.3"), "g2-new"), "g2-new")
+    assert passing(spec(instance_uuid=back, ignore_hosts=["g2-new"]), hosts) == ["g2-a", "g2-b", "g2-new"]
+
+
+def test_passthrough_vm_without_sve_is_refused_on_an_sve_host_with_the_setting_that_would_lift_it(store, caplog):
+    g3 = sample_host("graviton3")
+    store.publish(with_facts(g3, host="g3-nosve", features=g3.vcpu_features - {"sve"}), host="g3-nosve")
+    store.publish(with_facts(g3, host="g3-twin", features=g3.vcpu_features - {"sve"}), host="g3-twin")
+    hosts = ["g3", "g3-nosve", "g3-twin"]
+    caplog.set_level(logging.DEBUG, logger="arm_cpu_filter.scheduler")
+    move = spec(ignore_hosts=["g3-nosve"])  # not recorded: the source's own CPU, started -cpu host
+    assert passing(move, hosts) == ["g3-nosve", "g3-twin"]
+    [line] = [r.getMessage() for r in caplog.records if "cannot live-migrate to g3:" in r.getMessage()]
+    # (the snapshot names its host graviton3: the sample's own name)
+    assert line == ("ArmCpuModelFilter: host-passthrough move from g3-nosve cannot live-migrate to g3: graviton3 "
+                    "starts sve on by default; the VM has none: start the destination with sve=off, or pick another "
+                    "host [lifted by sve=off]; not writable on this host: must equal the host's value (the VM sees "
+                    "off, graviton3 offers sve) [lifted by sve=off]")
+    # filter_all (Nova's path) logs the same explanation for the hosts it refuses
+    caplog.clear()
+    assert filtered(move, hosts) == ["g3-nosve", "g3-twin"]
+    assert [r.getMessage() for r in caplog.records if "cannot live-migrate to g3:" in r.getMessage()] == [line]
+    # a cold move starts the guest's own features: Graviton3 realizes the CPU without SVE
+    assert passing(spec(ignore_hosts=["g3-nosve"], resize=True), hosts) == hosts
+
+
+def test_live_migration_from_a_stale_source_fails_closed_with_its_reason(store, caplog):
+    vm = str(uuid.uuid4())
+    store.record_instance(vm, passthrough_definition(sample_host("graviton2"), STALE), STALE)
+    caplog.set_level(logging.WARNING, logger="arm_cpu_filter.scheduler")
+    live = spec(instance_uuid=vm, ignore_hosts=[STALE])
+    assert passing(live) == [] and weights_of(live) == ZERO
+    problem = state.request_for(live).problem
+    assert problem.startswith(f"live migration from {STALE}: the source's CPU data is unusable (CPU data of host "
+                              f"{STALE} is stale (taken 2.0 h ago, limit 60 min)")
+    assert problem.endswith("so the VM's register list and limits are unknown")
+    assert any(problem in r.getMessage() for r in caplog.records)
+    # cold moves need only the recorded CPU: a resize, and an unshelve (no ignore_hosts)
+    assert passing(spec(instance_uuid=vm, ignore_hosts=[STALE], resize=True)) == ["g2-a", "g2-b"]
+    unshelve = spec(instance_uuid=vm)
+    assert state.request_for(unshelve).live is False and passing(unshelve) == ["g2-a", "g2-b"]
+
+
+def test_format_1_destinations_are_refused_for_live_moves_only(store):
+    store.publish(sample_host("graviton2"), host="g2-format1")  # no kvm facts: register list unknown
+    hosts = ["g2-a", "g2-b", "g2-format1"]
+    assert passing(spec(ignore_hosts=["g2-a"]), hosts) == ["g2-a", "g2-b"]
+    assert passing(spec(ignore_hosts=["g2-a"], resize=True), hosts) == hosts
+    assert passing(spec(), hosts) == hosts  # boots check the CPU only
+    # and a format-1 source: the VM's saved state is unknown, every live destination refused
+    live_from_f1 = spec(ignore_hosts=["g2-format1"])
+    assert passing(live_from_f1, hosts) == []
 
 
 def test_loading_novas_fakes_leaves_the_process_unpatched():

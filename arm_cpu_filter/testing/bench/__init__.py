@@ -24,6 +24,8 @@ from arm_cpu_filter.table import LOWER, load_table
 TARGETS = {
     "check_us": 3,
     "check_new_host_us": 300,
+    "migrate_us": 20,
+    "migrate_new_host_us": 1000,
     "supported_ms": 2,
     "baseline_10k_ms": 15,
     "baseline_10k_peak_mb": 200,
@@ -93,6 +95,25 @@ def bench_engine() -> dict[str, float]:
     return out
 
 
+def bench_migrate() -> dict[str, float]:
+    """Live ``migrate()`` of a host-passthrough VM: onto a destination already seen (its host
+    view warm), and onto destinations never seen.  Hosts carry the synthetic format-2 facts of
+    ``testing.vmfacts``."""
+    from arm_cpu_filter.engine.migrate import migrate, passthrough_vm
+    from arm_cpu_filter.testing.vmfacts import with_facts
+
+    vm = passthrough_vm(with_facts(reference_host("src")))
+    known = with_facts(reference_host("dst"))
+    assert migrate(vm, known).ok
+    out = {"migrate_us": _best(lambda: migrate(vm, known), 5, 2000) * 1e6}
+    fresh = [with_facts(reference_host(f"new{i}", 64 + i)) for i in range(50)]
+    t = time.perf_counter()
+    for h in fresh:
+        migrate(vm, h)
+    out["migrate_new_host_us"] = (time.perf_counter() - t) / len(fresh) * 1e6
+    return out
+
+
 def bench_cli_startup() -> dict[str, float]:
     """Wall time of ``arm-cpu-filter check --help``-free run: a real check of a small file."""
     import json
@@ -125,6 +146,7 @@ OPTIONAL = [
 def run_all(quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out.update(bench_engine())
+    out.update(bench_migrate())
     out.update(bench_cli_startup())
     notes = []
     for module, func in OPTIONAL:

@@ -28,8 +28,10 @@ HOSTS, DISTINCT = 10000, 20
 
 
 def distinct_snapshots(n: int = DISTINCT) -> list[HostSnapshot]:
-    """``n`` distinct snapshots: the bundled samples, then kernel-version variants of them."""
+    """``n`` distinct snapshots: the bundled samples, then kernel-version variants of them, as
+    format 2 with the synthetic kvm facts of ``testing.vmfacts`` (moves need them)."""
     from arm_cpu_filter.samples import sample_hosts
+    from arm_cpu_filter.testing.vmfacts import with_kernel_facts
 
     base = [s for s in sample_hosts().values() if s.writable_masks is not None]
     out = []
@@ -38,7 +40,7 @@ def distinct_snapshots(n: int = DISTINCT) -> list[HostSnapshot]:
         data = s.to_dict()
         if i >= len(base):
             data["kernel"] = f"{s.kernel_version[0]}.{s.kernel_version[1]}.{200 + i}"
-        out.append(HostSnapshot.from_dict(data))
+        out.append(with_kernel_facts(HostSnapshot.from_dict(data)))
     return out
 
 

@@ -139,7 +139,9 @@ class Sandbox:
 
     # -- requests ------------------------------------------------------------------------
     def request_spec(self, extra_specs: Mapping[str, str] | None = None, *, instance_uuid: str | None = None,
-                     ignore_hosts: list[str] | None = None, name: str = "m1.arm") -> Any:
+                     ignore_hosts: list[str] | None = None, name: str = "m1.arm", resize: bool = False) -> Any:
+        """A RequestSpec; ``resize``: a resize or cold migration, marked the way Nova's
+        ``API.resize`` marks it (:mod:`arm_cpu_filter.scheduler.move_kind`)."""
         from nova import objects
 
         flavor = objects.Flavor(name=name, flavorid=name, memory_mb=2048, vcpus=2, root_gb=20,
@@ -150,7 +152,8 @@ class Sandbox:
             self.ctxt, flavor=flavor, image=image, num_instances=1,
             instance_uuid=instance_uuid or str(uuidlib.uuid4()), ignore_hosts=ignore_hosts,
             scheduler_hints={}, project_id="demo", user_id="demo", availability_zone=None,
-            force_hosts=None, force_nodes=None, requested_destination=None, retry=None,
+            force_hosts=None, force_nodes=None, retry=None,
+            requested_destination=objects.Destination(allow_cross_cell_move=False) if resize else None,
             instance_group=None, limits=objects.SchedulerLimits(), is_bfv=False,
         )
 
@@ -161,7 +164,7 @@ class Sandbox:
     def schedule(self, spec: Any) -> Outcome:
         """Nova's filtering and weighing of every compute for ``spec``, with reasons."""
         from arm_cpu_filter.scheduler import state
-        from arm_cpu_filter.scheduler.fleet import explain
+        from arm_cpu_filter.scheduler.fleet import explain, explain_move
 
         hm = self.host_manager
         states = self.host_states(spec)
@@ -188,6 +191,8 @@ class Sandbox:
                 refused[host] = request.problem
             elif data.snapshot is None:
                 refused[host] = data.problem or "no data"
+            elif request.vm is not None:
+                refused[host] = explain_move(request.vm, data.snapshot, request.live)
             elif request.definition is not None:
                 refused[host] = explain(request.definition, data.snapshot)
         weighed = hm.get_weighed_hosts(remaining, spec)

@@ -1,5 +1,7 @@
 """The scheduling scenario (``data/scenario.toml``) run through Nova's real handlers:
-per request, the hosts admitted with their weights and why the others were refused."""
+per request, the hosts admitted with their weights and why the others were refused.  The hosts
+publish the samples as format 2 with the synthetic ``kvm`` facts of
+:func:`arm_cpu_filter.testing.vmfacts.with_kernel_facts` (moves need them)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ class Request:
     extra_specs: dict[str, str] = field(default_factory=dict)
     instance: str | None = None
     started_on: str | None = None
+    #: a resize of the instance (a cold move) instead of a live migration
+    resize: bool = False
 
 
 @dataclass
@@ -35,13 +39,13 @@ def load(path: Path = SCENARIO) -> Scenario:
     hosts = {str(k): str(v) for k, v in data.get("hosts", {}).items()}
     requests = []
     for i, r in enumerate(data.get("requests", [])):
-        unknown = set(r) - {"title", "extra_specs", "instance", "started_on"}
+        unknown = set(r) - {"title", "extra_specs", "instance", "started_on", "resize"}
         if unknown or "title" not in r:
             raise InputError(f"scenario {path}: request {i + 1}: needs title; unknown keys {sorted(unknown)}")
         if r.get("started_on") and r["started_on"] not in hosts:
             raise InputError(f"scenario {path}: request {i + 1}: started_on {r['started_on']!r} is not a host")
         requests.append(Request(r["title"], {str(k): str(v) for k, v in r.get("extra_specs", {}).items()},
-                                r.get("instance"), r.get("started_on")))
+                                r.get("instance"), r.get("started_on"), bool(r.get("resize", False))))
     return Scenario(hosts, requests)
 
 
@@ -52,10 +56,11 @@ def run(scenario: Scenario | None = None, sandbox: Any = None) -> list[dict[str,
     from arm_cpu_filter.snapshot.passthrough import passthrough_definition
     from arm_cpu_filter.store import open_store
     from arm_cpu_filter.testing.nova import sandbox as sandbox_mod
+    from arm_cpu_filter.testing.vmfacts import with_kernel_facts
 
     scenario = scenario or load()
     sb = sandbox or sandbox_mod.get()
-    snapshots = {host: sample_host(sample) for host, sample in scenario.hosts.items()}
+    snapshots = {host: with_kernel_facts(sample_host(sample)) for host, sample in scenario.hosts.items()}
     sb.add_computes(list(snapshots))
     sb.publish(snapshots)
     store = open_store(sb.store_url)
@@ -67,7 +72,7 @@ def run(scenario: Scenario | None = None, sandbox: Any = None) -> list[dict[str,
                 store.record_instance(req.instance, passthrough_definition(snapshots[req.started_on], req.started_on),
                                       req.started_on)
             ignore = [req.started_on]  # Nova excludes the source host of a move
-        spec = sb.request_spec(req.extra_specs, instance_uuid=req.instance, ignore_hosts=ignore)
+        spec = sb.request_spec(req.extra_specs, instance_uuid=req.instance, ignore_hosts=ignore, resize=req.resize)
         outcome = sb.schedule(spec)
         request = state.request_for(spec)
         results.append({

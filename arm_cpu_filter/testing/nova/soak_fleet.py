@@ -1,6 +1,7 @@
 """The soak's side of the fleet: what it published to the store (its own record, the way the
 host agents would), how hosts change during the run, and the ground truth computed from that
-record alone -- ``engine.check`` on the snapshots the soak itself wrote, never through
+record alone -- ``engine.check`` for boots and ``engine.migrate`` (live) for moves, on the
+snapshots the soak itself wrote, never through
 ``Fleet``, the store or the plugin's caches (so a fault there cannot hide itself).
 
 Truth timing rule: the plugin's view is the soak's record as of the plugin's last store read
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arm_cpu_filter.engine import check
+from arm_cpu_filter.engine.migrate import RunningVm, migrate, passthrough_vm, running_vm
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.store import HostStore
 from arm_cpu_filter.table import load_table
@@ -33,11 +35,13 @@ LOWERABLE = ("CTR_EL0.DIC", "ID_AA64ISAR0_EL1.AES", "ID_AA64ISAR0_EL1.CRC32")
 
 def fleet_snapshots() -> list[HostSnapshot]:
     """The distinct snapshots of the soak fleet: the bench's (samples with writable masks and
-    kernel variants of them) plus the samples of kernels without them (host-passthrough only)."""
+    kernel variants of them) plus the samples of kernels without them (host-passthrough only),
+    all format 2 with the synthetic kvm facts of ``testing.vmfacts``."""
     from arm_cpu_filter.samples import sample_hosts
     from arm_cpu_filter.testing.nova.bench import distinct_snapshots
+    from arm_cpu_filter.testing.vmfacts import with_kernel_facts
 
-    return distinct_snapshots() + [s for s in sample_hosts().values() if s.writable_masks is None]
+    return distinct_snapshots() + [with_kernel_facts(s) for s in sample_hosts().values() if s.writable_masks is None]
 
 
 def _family(name: str) -> str:
@@ -49,12 +53,13 @@ def upgraded(snapshot: HostSnapshot) -> HostSnapshot:
     """The same host after a kernel upgrade: the sample of its family with the next newer
     kernel when there is one (e.g. 6.12 -> 7.3 makes MIDR writable), else a patch release."""
     from arm_cpu_filter.samples import sample_hosts
+    from arm_cpu_filter.testing.vmfacts import with_kernel_facts
 
     newer = sorted((s for s in sample_hosts().values()
                     if _family(s.host) == _family(snapshot.host) and s.kernel_version > snapshot.kernel_version),
                    key=lambda s: s.kernel_version)
-    if newer:
-        return newer[0]
+    if newer:  # the newer kernel's (synthetic) register list: a live move back is refused
+        return with_kernel_facts(newer[0])
     major, minor, patch = snapshot.kernel_version
     return dataclasses.replace(snapshot, kernel=f"{major}.{minor}.{patch + 1000}")
 
@@ -97,7 +102,10 @@ class SoakFleet:
         #: per read: fresh host names, and fresh hosts grouped by snapshot fingerprint
         self.fresh: frozenset[str] = frozenset()
         self._by_fp: dict[str, tuple[HostSnapshot, list[str]]] = {}
-        self._expected: dict[str | None, frozenset[str]] = {}
+        self._expected: dict[object, frozenset[str]] = {}
+        #: fresh host -> its snapshot, as of the plugin's last read (a move's source comes from it)
+        self.view: dict[str, HostSnapshot] = {}
+        self._moves: dict[tuple[str, str, bool, str], bool] = {}
         #: hosts found stale at a read (summed over reads)
         self.stale_seen = 0
 
@@ -171,14 +179,14 @@ class SoakFleet:
         """The plugin reads the store now: its view becomes the soak's current record."""
         self.view_time, self.reads = now, self.reads + 1
         by_fp: dict[str, tuple[HostSnapshot, list[str]]] = {}
-        fresh = []
+        view = {}
         for host, (snap, taken_at) in self.published.items():
             if self.max_age and now - taken_at > self.max_age:
                 self.stale_seen += 1
                 continue
-            fresh.append(host)
+            view[host] = snap
             by_fp.setdefault(snap.fingerprint, (snap, []))[1].append(host)
-        self.fresh, self._by_fp, self._expected = frozenset(fresh), by_fp, {}
+        self.fresh, self.view, self._by_fp, self._expected = frozenset(view), view, by_fp, {}
 
     def verdict(self, definition: CpuDefinition, snapshot: HostSnapshot) -> bool:
         """``engine.check`` (cached per content address: both fingerprints are content hashes)."""
@@ -198,6 +206,33 @@ class SoakFleet:
             hosts = self._expected[key] = frozenset(
                 h for snap, names in self._by_fp.values() if self.verdict(definition, snap) for h in names)
         return hosts
+
+    def expected_move(self, definition: CpuDefinition | None, source: str, passthrough: bool) -> frozenset[str] | None:
+        """Fresh hosts of the view a VM running on ``source`` live-migrates to (``engine.migrate``);
+        ``definition`` None: an unrecorded host-passthrough VM (the source's CPU).  None: the
+        source has no fresh data in the view, so the VM is unknown (the request is unresolvable)."""
+        snap = self.view.get(source)
+        if snap is None:
+            return None
+        fp = definition.fingerprint if definition is not None else ""
+        key = (fp, snap.fingerprint, passthrough)
+        hosts = self._expected.get(key)
+        if hosts is None:
+            if definition is None:
+                vm = passthrough_vm(snap)
+            else:
+                vm = running_vm(definition, snap, passthrough)
+            hosts = self._expected[key] = frozenset(
+                h for dest, names in self._by_fp.values() if self._movable(key, vm, dest) for h in names)
+        return hosts
+
+    def _movable(self, key: tuple[str, str, bool], vm: RunningVm, dest: HostSnapshot) -> bool:
+        """``migrate(vm, dest)`` (live), cached per (VM key, destination fingerprint)."""
+        k = (*key, dest.fingerprint)
+        v = self._moves.get(k)
+        if v is None:
+            v = self._moves[k] = migrate(vm, dest).ok
+        return v
 
     def distinct(self) -> int:
         return len({s.fingerprint for s, _ in self.published.values()})

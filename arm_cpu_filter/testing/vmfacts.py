@@ -1,5 +1,6 @@
-"""Format-2 variants of the sample hosts for migration tests: synthetic ``kvm`` facts (register
-lists, vector lengths, PMU counters) of the shape the lab reads, varied one at a time."""
+"""Format-2 variants of the sample hosts for migration tests, the Nova tests, the soak and the
+bench: synthetic ``kvm`` facts (register lists, vector lengths, PMU counters) standing in for
+the shape the lab reads from real kernels, varied one at a time."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def with_facts(snap: HostSnapshot, *, host: str | None = None, kernel: str | Non
     return HostSnapshot.from_dict(data)
 
 
+
+
+#: Kernels from this version on list no TCR2_EL1 (see BASE_LIST): the synthetic kernel change.
+TCR2_GONE = (6, 13, 0)
+
+
+def with_kernel_facts(snap: HostSnapshot, **kwargs) -> HostSnapshot:
+    """``snap`` as format 2 with the register list its kernel would give in this synthetic model
+    (TCR2_EL1 gone from 6.13): a live move from an older kernel to a newer one is refused."""
+    drop = ("S3_0_C2_C0_3",) if snap.kernel_version >= TCR2_GONE else ()
+    return with_facts(snap, drop=drop, **kwargs)
