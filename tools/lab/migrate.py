@@ -87,9 +87,7 @@ def qemu_command(manifest: dict, host: run.Host, kernel: str, initrd: Path, port
 
 def boot(host: run.Host, kernel: str, jobs: list[dict], streams: dict[str, bytes], timeout: float = 1200) -> MigBoot:
     """Boot `host` on `kernel`, run `jobs` with `streams` available; bounded by `timeout` s."""
-    manifest = build.build()
-    if kernel not in manifest["kernels"]:  # an extra kernel: absolute path (Path / absolute = absolute)
-        manifest = {**manifest, "kernels": {**manifest["kernels"], kernel: {"image": str(vmm.extra_kernel(kernel))}}}
+    manifest = vmm.with_extra_kernel(build.build(), kernel)
     vmm_cpio = vmm.cache_dir() / vmm.build_vmm()["cpio"]
     result = MigBoot(host.label, kernel)
     with tempfile.TemporaryDirectory(prefix="acf-migr-") as tmp:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, cpio
+from . import build, cpio, vmm
 
 PACKAGE = build.REPO / "arm_cpu_filter"
 GUEST = Path(__file__).with_name("guest.py")
@@ -119,7 +119,7 @@ def qemu_command(manifest: dict, host: Host, kernel: str, initrd: Path) -> list[
 
 def boot(host: Host, kernel: str, spec: dict, timeout: float = 300, manifest: dict | None = None) -> Boot:
     """Boot one guest that runs `spec["jobs"]`; bounded by `timeout` seconds of wall time."""
-    manifest = manifest or build.build()
+    manifest = vmm.with_extra_kernel(manifest or build.build(), kernel)
     result = Boot(host, kernel)
     with tempfile.TemporaryDirectory(prefix="acf-lab-") as tmp:
         work = Path(tmp)

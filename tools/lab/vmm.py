@@ -174,6 +174,17 @@ def extra_kernel(label: str) -> Path:
     return image
 
 
+def with_extra_kernel(manifest: dict, label: str) -> dict:
+    """The lab manifest, plus ``label`` when it is an extra kernel (fetched once; its image path is
+    absolute, which ``cache / image`` keeps as it is)."""
+    if label in manifest["kernels"]:
+        return manifest
+    image = extra_kernel(label)
+    package = (image.parent / "package").read_text().strip()
+    entry = {"image": str(image), "package": package.split("=")[0], "version": package.split("=", 1)[1]}
+    return {**manifest, "kernels": {**manifest["kernels"], label: entry}}
+
+
 def build_vmm(refresh: bool = False) -> dict:
     """Build the VMM cpio if missing or stale; returns its manifest."""
     cache = cache_dir()
