@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 tools/bootstrap.sh
 # real-KVM lab artefacts (kernels, initramfs, QEMU 10), cached in .cache/lab
 .venv/bin/python -m tools.lab.build || echo "run-tests: lab build failed; the lab tests will say why" >&2
+# the VMM (arm64 QEMU 10.0 userland) and the 6.1 kernel of the migration lab, cached in .cache/migrlab
+.venv/bin/python -m tools.lab.vmm || echo "run-tests: VMM build failed; the migration lab tests will say why" >&2
 .venv/bin/ruff check .
-# the real-KVM lab boots 18 guests (about 5 minutes on 2 cores): part of the suite in CI
+# the real-KVM lab boots 18 guests for the ID registers and 11 with the VMM for migrations
+# (about 10 minutes on 2 cores): part of the suite in CI
 export ARM_CPU_FILTER_LAB=1
 exec .venv/bin/python -m pytest -ra "$@"

@@ -6,6 +6,8 @@ Writes ``tests/fixtures/lab/<kernel>/<host>.json`` (full-feature HostSnapshot + 
 ``tests/fixtures/lab/<kernel>/variants/<host>.<variant>.json`` (``nofeatures``: vCPU without
 optional features; ``no-impl-id``: VM without KVM_CAP_ARM_WRITABLE_IMP_ID_REGS, 7.3 only) and
 ``tests/fixtures/lab/writable-masks.json`` (per kernel; the masks are host-independent).
+``--kernel 6.1`` (an extra kernel, ``tools.lab.vmm``; the migration runs' oldest) takes the
+snapshots of the hosts given with ``--host``; 6.1 has no writable masks (Linux 6.7+).
 ``--check`` re-takes them and reports differences instead of writing.
 """
 
@@ -19,10 +21,12 @@ from pathlib import Path
 
 from arm_cpu_filter.table import load_table
 
-from . import build, run
+from . import build, run, vmm
 
 FIXTURES = build.REPO / "tests" / "fixtures" / "lab"
 CAPS = (70, 93, 102, 126, 165, 170, 171, 172, 205, 230, 239)
+#: kernels with KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (6.15+): only there is "no-impl-id" another VM
+IMPL_ID_KERNELS = ("7.3",)
 
 
 def snapshot_jobs(host: run.Host, kernel: str) -> list[dict]:
@@ -32,7 +36,7 @@ def snapshot_jobs(host: run.Host, kernel: str) -> list[dict]:
         {"id": "full", "kind": "snapshot", "host": host.label},
         {"id": "nofeatures", "kind": "snapshot", "host": host.label, "features": []},
     ]
-    if kernel != "6.12":
+    if kernel in IMPL_ID_KERNELS:
         jobs.append({"id": "no-impl-id", "kind": "snapshot", "host": host.label, "impl_id": False})
     return jobs
 
@@ -101,6 +105,8 @@ def masks_by_kernel(kernel: str, snaps: dict[str, dict]) -> dict:
 
 def take(kernels: list[str], hosts: list[run.Host]) -> tuple[list[run.Boot], dict]:
     manifest = build.build()
+    for kernel in kernels:
+        manifest = vmm.with_extra_kernel(manifest, kernel)
     items = [(h, k, {"jobs": snapshot_jobs(h, k)}) for k in kernels for h in hosts]
     boots = run.boot_many(items)
     for b, (_, _, spec) in zip(boots, items, strict=True):
@@ -120,6 +126,8 @@ def write(boots: list[run.Boot], manifest: dict) -> None:
             if variant == "full":
                 full.setdefault(b.kernel, {})[b.host.label] = snap
     for kernel, snaps in full.items():
+        if not any(s.get("writable_masks") for s in snaps.values()):
+            continue
         masks[kernel] = masks_by_kernel(kernel, snaps)
         masks[kernel]["kernel_package"] = manifest["kernels"][kernel]["package"]
     masks_path.write_text(json.dumps(dict(sorted(masks.items())), indent=1) + "\n")
@@ -139,7 +147,7 @@ def differences(boots: list[run.Boot], manifest: dict) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Phase A: lab host snapshots as fixtures")
-    ap.add_argument("--kernel", action="append", choices=sorted(build.KERNELS))
+    ap.add_argument("--kernel", action="append", choices=sorted([*build.KERNELS, *vmm.EXTRA_KERNELS]))
     ap.add_argument("--host", action="append", choices=sorted(run.HOST_BY_LABEL))
     ap.add_argument("--check", action="store_true", help="compare with the committed fixtures, write nothing")
     args = ap.parse_args()

@@ -35,6 +35,7 @@ from pathlib import Path
 from . import build, cpio, run, vmm
 
 GUEST = Path(__file__).with_name("migrguest.py")
+VMCPU = Path(__file__).with_name("vmcpu.py")
 MEMORY_MB = "2048"
 
 #: VM CPU variants every source saves (label -> QEMU -cpu string)
@@ -62,15 +63,19 @@ class MigBoot:
 
 
 def _overlay(work: Path, jobs: list[dict], streams: dict[str, bytes]) -> Path:
-    entries: list[cpio.Entry] = [
-        ("lab", 0o040755, b""),
-        ("lab/guest.py", 0o100644, GUEST.read_bytes()),
-        ("lab/input.json", 0o100644, json.dumps({"jobs": jobs}).encode()),
-        ("lab/streams", 0o040755, b""),
-    ]
-    entries += [(f"lab/streams/{name}.mig", 0o100644, data) for name, data in sorted(streams.items())]
+    """/lab/{guest.py, input.json, streams/*.mig}, and for the ``migrate`` job (the engine's
+    verdicts and timing) the project's package and ``vmcpu.py``."""
+    root = work / "overlay"
+    run.add_package(root)
+    lab = root / "lab"
+    shutil.copy2(GUEST, lab / "guest.py")
+    shutil.copy2(VMCPU, lab / "vmcpu.py")
+    (lab / "input.json").write_text(json.dumps({"jobs": jobs}))
+    (lab / "streams").mkdir()
+    for name, data in sorted(streams.items()):
+        (lab / "streams" / f"{name}.mig").write_bytes(data)
     out = work / "overlay.cpio.gz"
-    cpio.write(str(out), entries)
+    cpio.write(str(out), cpio.tree_entries(str(root)))
     return out
 
 
@@ -87,9 +92,7 @@ def qemu_command(manifest: dict, host: run.Host, kernel: str, initrd: Path, port
 
 def boot(host: run.Host, kernel: str, jobs: list[dict], streams: dict[str, bytes], timeout: float = 1200) -> MigBoot:
     """Boot `host` on `kernel`, run `jobs` with `streams` available; bounded by `timeout` s."""
-    manifest = build.build()
-    if kernel not in manifest["kernels"]:  # an extra kernel: absolute path (Path / absolute = absolute)
-        manifest = {**manifest, "kernels": {**manifest["kernels"], kernel: {"image": str(vmm.extra_kernel(kernel))}}}
+    manifest = vmm.with_extra_kernel(build.build(), kernel)
     vmm_cpio = vmm.cache_dir() / vmm.build_vmm()["cpio"]
     result = MigBoot(host.label, kernel)
     with tempfile.TemporaryDirectory(prefix="acf-migr-") as tmp:

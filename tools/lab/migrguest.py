@@ -4,14 +4,17 @@ Shipped as ``/lab/guest.py`` by ``tools.lab.migrate`` (the base initramfs's ``/i
 file), next to the arm64 QEMU of ``tools.lab.vmm``. Job kinds:
 
 * ``facts``: what the migration engine needs from this host+kernel, read with raw ioctls
-  (stdlib only, no project import): KVM_GET_REG_LIST per vCPU feature set, IPA size, SVE vector
+  (stdlib only): KVM_GET_REG_LIST per vCPU feature set, IPA size, SVE vector
   lengths (KVM_REG_ARM64_SVE_VLS before finalize), PMCR_EL0.N and whether it can be lowered,
   the page size;
 * ``save``: start ``qemu-system-aarch64 -accel kvm -cpu <cpu> -S`` (paused, no firmware), QMP
   on stdio, ``migrate`` to ``file:/out/<stream>.mig``;
 * ``exec``: run a command and report its time and output (cost experiments);
 * ``load``: start QEMU with ``-incoming defer`` and ``migrate-incoming`` from
-  ``/lab/streams/<stream>.mig``; records whether the state loaded and QEMU's error text.
+  ``/lab/streams/<stream>.mig``; records whether the state loaded and QEMU's error text;
+* ``migrate``: the project's ``engine.migrate`` verdict on given restores (snapshots in the job,
+  ``-cpu`` strings mapped by ``/lab/vmcpu.py``), timed cold and warm (the one job that imports
+  the project, shipped in /lab).
 
 One ``ACFLAB-RESULT <json>`` line per job on the console; the saved streams leave the guest as a
 tar on the virtio serial port named ``out`` (the host side is a plain file), or base64 on the
@@ -278,7 +281,46 @@ def execute(job: dict) -> dict:
     return {"rc": p.returncode, "s": round(time.monotonic() - t0, 3), "out": (p.stdout + p.stderr)[-2000:]}
 
 
-KINDS = {"facts": lambda job: facts(), "save": save, "load": load, "exec": execute}
+def engine(job: dict) -> dict:
+    """The engine's ``migrate()`` for each restore of the job, timed in this emulated host: the
+    first call on a destination never seen (fresh snapshot objects, engine caches cleared) and
+    warm (the same objects again, mean of ``repeat`` calls). Imports the project (shipped with
+    ``vmcpu.py`` in /lab) only here: the other jobs stay stdlib-only."""
+    from vmcpu import destination_vmm_of, vm_of
+
+    from arm_cpu_filter.engine.check import clear_caches
+    from arm_cpu_filter.engine.migrate import migrate
+    from arm_cpu_filter.snapshot import HostSnapshot
+
+    snaps = job["snapshots"]
+    first = job["restores"][0]  # load the table and rules once, as a long-lived agent has
+    migrate(vm_of(first["cpu"], HostSnapshot.from_dict(snaps[first["source"]])), HostSnapshot.from_dict(snaps[first["dest"]]))
+    out = {}
+    for r in job["restores"]:
+        clear_caches()
+        t0 = time.perf_counter()
+        src, dest = HostSnapshot.from_dict(snaps[r["source"]]), HostSnapshot.from_dict(snaps[r["dest"]])
+        vm = vm_of(r["cpu"], src)
+        try:
+            vmm = destination_vmm_of(r["dest_cpu"], dest)
+        except ValueError as e:  # QEMU would not start that destination
+            out[r["id"]] = {"refused": str(e)}
+            continue
+        t1 = time.perf_counter()
+        result = migrate(vm, dest, vmm=vmm)
+        cold = time.perf_counter() - t1
+        n = job.get("repeat", 50)
+        t2 = time.perf_counter()
+        for _ in range(n):
+            migrate(vm, dest, vmm=vmm)
+        warm = (time.perf_counter() - t2) / n
+        out[r["id"]] = {"ok": result.ok, "kinds": sorted({b.kind for b in result.blockers}),
+                        "snapshots_ms": round((t1 - t0) * 1e3, 2), "cold_us": round(cold * 1e6, 1),
+                        "warm_us": round(warm * 1e6, 1)}  # fmt: skip
+    return {"verdicts": out}
+
+
+KINDS = {"facts": lambda job: facts(), "save": save, "load": load, "exec": execute, "migrate": engine}
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, cpio
+from . import build, cpio, vmm
 
 PACKAGE = build.REPO / "arm_cpu_filter"
 GUEST = Path(__file__).with_name("guest.py")
@@ -78,13 +78,10 @@ class Boot:
             )
 
 
-def _overlay(work: Path, spec: dict) -> Path:
-    """/lab/{arm_cpu_filter, guest.py, input.json}, bytecode precompiled for the 3.11 guest."""
-    root = work / "overlay"
+def add_package(root: Path) -> None:
+    """``root``/lab/arm_cpu_filter, bytecode precompiled for the 3.11 guest."""
     lab = root / "lab"
     shutil.copytree(PACKAGE, lab / "arm_cpu_filter", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(GUEST, lab / "guest.py")
-    (lab / "input.json").write_text(json.dumps(spec, separators=(",", ":")))
     for py in (lab / "arm_cpu_filter").rglob("*.py"):
         guest_path = "/" + str(py.relative_to(root))
         py_compile.compile(
@@ -93,6 +90,14 @@ def _overlay(work: Path, spec: dict) -> Path:
             doraise=True,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
+
+
+def _overlay(work: Path, spec: dict) -> Path:
+    """/lab/{arm_cpu_filter, guest.py, input.json}."""
+    root = work / "overlay"
+    add_package(root)
+    shutil.copy2(GUEST, root / "lab" / "guest.py")
+    (root / "lab" / "input.json").write_text(json.dumps(spec, separators=(",", ":")))
     out = work / "overlay.cpio.gz"
     cpio.write(str(out), cpio.tree_entries(str(root)))
     return out
@@ -119,7 +124,7 @@ def qemu_command(manifest: dict, host: Host, kernel: str, initrd: Path) -> list[
 
 def boot(host: Host, kernel: str, spec: dict, timeout: float = 300, manifest: dict | None = None) -> Boot:
     """Boot one guest that runs `spec["jobs"]`; bounded by `timeout` seconds of wall time."""
-    manifest = manifest or build.build()
+    manifest = vmm.with_extra_kernel(manifest or build.build(), kernel)
     result = Boot(host, kernel)
     with tempfile.TemporaryDirectory(prefix="acf-lab-") as tmp:
         work = Path(tmp)

@@ -1,6 +1,7 @@
 """Build (once, cached) an arm64 QEMU userland that runs as the VMM inside the emulated hosts.
 
-Usage (repository root): ``python3 -m tools.lab.vmm [--refresh]``
+Usage (repository root): ``python3 -m tools.lab.vmm [--refresh]`` (also fetches the extra
+kernels, ``EXTRA_KERNELS``, once)
 
 The migration experiments (``tools.lab.migrate``) start a real ``qemu-system-aarch64 -accel kvm``
 inside each emulated host. That QEMU is Debian's arm64 ``qemu-system-arm`` from
@@ -174,6 +175,17 @@ def extra_kernel(label: str) -> Path:
     return image
 
 
+def with_extra_kernel(manifest: dict, label: str) -> dict:
+    """The lab manifest, plus ``label`` when it is an extra kernel (fetched once; its image path is
+    absolute, which ``cache / image`` keeps as it is)."""
+    if label in manifest["kernels"]:
+        return manifest
+    image = extra_kernel(label)
+    package = (image.parent / "package").read_text().strip()
+    entry = {"image": str(image), "package": package.split("=")[0], "version": package.split("=", 1)[1]}
+    return {**manifest, "kernels": {**manifest["kernels"], label: entry}}
+
+
 def build_vmm(refresh: bool = False) -> dict:
     """Build the VMM cpio if missing or stale; returns its manifest."""
     cache = cache_dir()
@@ -227,6 +239,8 @@ def main() -> None:
     ap.add_argument("--refresh", action="store_true", help="re-resolve and re-fetch everything")
     args = ap.parse_args()
     m = build_vmm(args.refresh)
+    for label in EXTRA_KERNELS:
+        build.log(f"extra kernel {label}: {extra_kernel(label)}")
     print(json.dumps({k: v for k, v in m.items() if k not in ("packages", "kept_files")}, indent=2))
     print(f"{len(m['packages'])} packages, {len(m['kept_files'])} files kept")
 
