@@ -122,6 +122,12 @@ def defined_vm(definition: CpuDefinition, source: HostSnapshot) -> RunningVm:
     return running_vm(definition, source, passthrough=False)
 
 
+def recorded_vm(definition: CpuDefinition, source: HostSnapshot) -> RunningVm:
+    """A VM whose CPU the agent recorded, running now on ``source``: host-passthrough when the
+    record says so (the CPU of the host it first booted on), else started with that definition."""
+    return running_vm(definition, source, passthrough=bool(definition.provenance.get("host-passthrough")))
+
+
 def running_vm(definition: CpuDefinition, source: HostSnapshot, passthrough: bool) -> RunningVm:
     """A VM whose guest sees ``definition``, running now on ``source`` (its saved state holds the
     source's register list); ``passthrough``: started with ``-cpu host`` (e.g. a recorded

@@ -277,3 +277,18 @@ def hosts_accepting(fleet: Fleet, definition: CpuDefinition, names: Iterable[str
         else:
             out[name] = explain(definition, data.snapshot)
     return out
+
+
+def hosts_accepting_move(fleet: Fleet, vm: RunningVm, live: bool = True,
+                         names: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Per host: None when ``vm`` can move there (``engine.migrate``), else the reason it cannot."""
+    out: dict[str, str | None] = {}
+    for name in sorted(fleet.records() if names is None else names):
+        data = fleet.host(name)
+        if data.snapshot is None:
+            out[name] = data.problem
+        elif fleet.movable(vm, data.snapshot, live):
+            out[name] = None
+        else:
+            out[name] = explain_move(vm, data.snapshot, live)
+    return out

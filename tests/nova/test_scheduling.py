@@ -115,7 +115,7 @@ def test_graviton2_vm_moves_to_altra_only_with_dic_off(sandbox, fleet_store, fle
     assert resized.admitted[0][0] == "g2-c"
 
 
-KERNEL_DROPS_TCR2 = ("destination kernel 7.3.4 has no S3_0_C2_C0_3, which this VM's state holds "
+KERNEL_DROPS_TCR2 = ("destination kernel 7.3.4 has no TCR2_EL1, which this VM's state holds "
                      "(a kernel change breaks this VM's migration)")
 
 

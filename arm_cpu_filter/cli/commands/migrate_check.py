@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _running_vm(args: argparse.Namespace):  # -> RunningVm
     from arm_cpu_filter.cli.loaders import definition_arg
-    from arm_cpu_filter.engine.migrate import defined_vm, passthrough_vm
+    from arm_cpu_filter.engine.migrate import defined_vm, passthrough_vm, recorded_vm
     from arm_cpu_filter.errors import InputError
 
     given = [x for x in (args.instance, args.model or args.definition) if x]
@@ -66,11 +66,7 @@ def _running_vm(args: argparse.Namespace):  # -> RunningVm
         record = store.instance(args.instance)
         if record is None or record.host is None:
             raise InputError(f"instance {args.instance}: no CPU and host recorded in {store.url}")
-        definition = store.definition(record.fingerprint)
-        source = _host(args, record.host)
-        if definition.provenance.get("host-passthrough"):
-            return passthrough_vm(source, name=args.instance)
-        return defined_vm(definition, source)
+        return recorded_vm(store.definition(record.fingerprint), _host(args, record.host))
     if not args.source:
         raise InputError("give --from HOST (the host the VM runs on), or --instance UUID")
     source = _host(args, args.source)

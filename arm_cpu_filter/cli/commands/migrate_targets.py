@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
     from arm_cpu_filter.engine import check
-    from arm_cpu_filter.scheduler.fleet import Fleet, explain, hosts_accepting
+    from arm_cpu_filter.engine.migrate import recorded_vm
+    from arm_cpu_filter.scheduler.fleet import Fleet, explain, hosts_accepting, hosts_accepting_move
     from arm_cpu_filter.store import open_store
 
     if bool(args.instance) == bool(args.definition):
@@ -51,8 +52,15 @@ def run(args: argparse.Namespace) -> int:
         definition = definition_arg(None if is_file else args.definition, args.definition if is_file else None)
         source = None
     if store is not None:
-        verdicts = hosts_accepting(Fleet(store, max_age=args.max_age), definition, args.hosts)
-        verdicts.pop(source, None) if source else None
+        fleet = Fleet(store, max_age=args.max_age)
+        if source:  # a running instance: a live migration, decided as QEMU + KVM would (engine.migrate)
+            data = fleet.host(source)
+            if data.snapshot is None:
+                raise InputError(f"instance {args.instance} runs on {source}, whose CPU data is unusable: {data.problem}")
+            verdicts = hosts_accepting_move(fleet, recorded_vm(definition, data.snapshot), True, args.hosts)
+            verdicts.pop(source, None)
+        else:
+            verdicts = hosts_accepting(fleet, definition, args.hosts)
     elif args.hosts:
         snaps = [snapshot_arg(h) for h in args.hosts]
         verdicts = {s.host: None if check(definition, s).usable else explain(definition, s) for s in snaps}

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from arm_cpu_filter.cli.loaders import snapshot_arg
-    from arm_cpu_filter.engine.migrate import defined_vm, migrate, moved, passthrough_vm
+    from arm_cpu_filter.engine.migrate import migrate, moved, recorded_vm
     from arm_cpu_filter.store import open_store
 
     upgraded = snapshot_arg(args.snapshot)
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"instance": uuid, "host": record.host, "onto": None, "back": None,
                          "why": f"host {record.host} has no snapshot in the store"})
             continue
-        definition = store.definition(record.fingerprint)
-        vm = passthrough_vm(source, uuid) if definition.provenance.get("host-passthrough") else defined_vm(definition, source)
+        vm = recorded_vm(store.definition(record.fingerprint), source)
         onto = migrate(vm, upgraded)
         back = migrate(moved(vm, upgraded), source) if onto.ok else None
         failed = onto if not onto.ok else back
