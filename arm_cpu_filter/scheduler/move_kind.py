@@ -19,9 +19,14 @@ the instance's ``task_state`` says it but is not in the spec.  What the spec doe
   and it is not persisted either: a recorded instance scheduled without ``ignore_hosts`` is
   unshelved (or resized, which the mark above already tells) -- a new QEMU, a cold move.
 - evacuation: ``ignore_hosts = [instance.host]`` (``ComputeTaskManager.rebuild_instance``),
-  with a Destination like a live migration's.  It cannot be told from a live migration, so it is
-  treated as live (fail closed): an evacuation succeeds only where a live migration would, and a
-  host whose data went stale with it refuses the evacuation of its VMs.
+  with a Destination like a live migration's, so the spec alone cannot tell it from a live
+  migration.  The instance can: ``API.evacuate`` sets ``task_state = REBUILDING`` and saves it
+  before it asks the conductor (``nova/compute/api.py``, ``API.evacuate``: "instance.task_state =
+  task_states.REBUILDING"), while ``API.live_migrate`` sets ``MIGRATING``.  :func:`evacuating`
+  reads it from the instance's cell (two indexed reads per move request, none for boots).  An
+  evacuation starts a new QEMU from the disks: a cold move, which also works when the dead
+  source's data has gone stale.  When the instance cannot be read, the move is judged live (fail
+  closed).
 """
 
 from __future__ import annotations
@@ -37,4 +42,21 @@ def marked_cold(spec_obj: Any) -> bool:
         destination = spec_obj.requested_destination
         return destination is not None and destination.obj_attr_is_set("allow_cross_cell_move")
     except Exception:  # a lazy-load failure or an unexpected object: unknown, so live (fail closed)
+        return False
+
+
+def evacuating(spec_obj: Any) -> bool:
+    """True when the instance of ``spec_obj`` is being evacuated (its task_state is REBUILDING;
+    a rebuild in place never reaches the filter: ``RUN_ON_REBUILD = False``)."""
+    try:
+        from nova import context as nova_context
+        from nova import objects
+        from nova.compute import task_states
+
+        ctx, uuid = spec_obj._context, spec_obj.instance_uuid
+        mapping = objects.InstanceMapping.get_by_instance_uuid(ctx, uuid)
+        with nova_context.target_cell(ctx, mapping.cell_mapping) as cctx:
+            instance = objects.Instance.get_by_uuid(cctx, uuid, expected_attrs=[])
+        return instance.task_state == task_states.REBUILDING
+    except Exception:  # no context, mapping or instance (or a DB error): unknown, so live (fail closed)
         return False

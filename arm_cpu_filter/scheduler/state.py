@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from arm_cpu_filter import conf, logsafe
 from arm_cpu_filter.scheduler.fleet import Fleet, explain, explain_move
-from arm_cpu_filter.scheduler.move_kind import marked_cold
+from arm_cpu_filter.scheduler.move_kind import evacuating, marked_cold
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
 from arm_cpu_filter.store import open_store
 
@@ -89,8 +89,9 @@ def request_for(spec_obj: Any) -> CpuRequest:
         if request is None:
             flavor = _field(spec_obj, "flavor")
             extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
-            request = resolve(f, extra_specs, uuid, list(_field(spec_obj, "ignore_hosts") or []),
-                              cold=marked_cold(spec_obj))
+            ignore_hosts = list(_field(spec_obj, "ignore_hosts") or [])
+            cold = marked_cold(spec_obj) or (bool(ignore_hosts) and evacuating(spec_obj))
+            request = resolve(f, extra_specs, uuid, ignore_hosts, cold=cold)
             if request.store_error:  # has the store gone down since the last read? (not for a bad flavor)
                 f.refresh(force=True)
                 request = _store_down(f) or request

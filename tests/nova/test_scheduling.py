@@ -259,3 +259,32 @@ def test_decisions_are_cached_per_fingerprint_pair(sandbox, fleet_store, monkeyp
     spec = sandbox.request_spec({"arm_cpu:model": "altra-v1"})
     hm.get_filtered_hosts(sandbox.host_states(spec), spec)
     assert len(calls) == 9  # the next request is answered from the cache
+
+
+def _instance_in_cell(sandbox, host, task_state):
+    """An instance row in the sandbox's cell database with its mapping, in the task state Nova's
+    API saves before it asks the conductor (``API.evacuate``: REBUILDING, ``API.live_migrate``:
+    MIGRATING)."""
+    from nova import context as nova_context
+    from nova import objects
+
+    vm = str(uuid.uuid4())
+    with nova_context.target_cell(sandbox.ctxt, sandbox.cell) as cctxt:
+        objects.Instance(cctxt, uuid=vm, host=host, project_id="demo", user_id="demo",
+                         task_state=task_state, vm_state="active").create()
+    objects.InstanceMapping(sandbox.ctxt, instance_uuid=vm, cell_mapping=sandbox.cell, project_id="demo",
+                            user_id="demo").create()
+    return vm
+
+
+def test_an_evacuation_is_a_cold_move_told_by_the_instances_task_state(sandbox, fleet_store, fleet_snapshots):
+    """An evacuation starts a new QEMU from the disks: the 6.12 VM may land on 7.3 although its
+    live migration may not, and the dead source's stale data does not matter."""
+    from arm_cpu_filter.scheduler import state
+
+    for task_state, live, expected in (("rebuilding", False, ["g2-a", "g2-c"]), ("migrating", True, ["g2-c"])):
+        vm = _instance_in_cell(sandbox, "g2-b", task_state)
+        fleet_store.record_instance(vm, passthrough_definition(fleet_snapshots["g2-b"], "g2-b"), "g2-b")
+        spec = sandbox.request_spec({}, instance_uuid=vm, ignore_hosts=["g2-b"])
+        assert state.request_for(spec).live is live, task_state
+        assert admitted(sandbox.schedule(spec)) == expected, task_state
