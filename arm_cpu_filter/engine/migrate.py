@@ -38,9 +38,19 @@ from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.snapshot.vcpu_facts import IPA_DEFAULT, sysreg_encoding
 from arm_cpu_filter.table import load_table
 
-#: QEMU's ``-cpu`` property that turns each vCPU feature off on a destination (target/arm/cpu64.c,
-#: target/arm/kvm.c); PSCI has none (always on).
-VMM_SETTING = {"sve": "sve=off", "ptrauth-address": "pauth=off", "ptrauth-generic": "pauth=off", "pmu-v3": "pmu=off"}
+#: QEMU's ``-cpu`` property of each vCPU feature (target/arm/cpu64.c, target/arm/kvm.c); PSCI has
+#: none (always on).
+QEMU_PROPERTY = {"sve": "sve", "ptrauth-address": "pauth", "ptrauth-generic": "pauth", "pmu-v3": "pmu"}
+#: The setting that turns each feature off on a destination.
+VMM_SETTING = {f: f"{prop}=off" for f, prop in QEMU_PROPERTY.items()}
+
+
+def matching_settings(started: frozenset[str], wanted: frozenset[str]) -> str | None:
+    """The destination ``-cpu`` settings that give its vCPU the VM's features ``wanted`` instead of
+    ``started``: ``sve=off`` for one it would add, ``pmu=on`` for one it would leave out."""
+    settings = {f"{QEMU_PROPERTY[f]}={'off' if f in started else 'on'}"
+                for f in started ^ wanted if f in QEMU_PROPERTY}
+    return ",".join(sorted(settings)) or None
 
 FEATURES, REGISTER_LIST, ID_REGISTERS, VECTOR_LENGTHS, IPA, PMU, UNKNOWN = (
     "vcpu-features", "register-list", "id-registers", "sve-vector-lengths", "ipa-size", "pmu-counters", "unknown",
@@ -218,7 +228,7 @@ def _id_register_blockers(vm: RunningVm, dest: HostSnapshot, started: frozenset[
     lifted = None
     if not result.usable and started != vm.definition.vcpu_features:
         if check(vm.definition, dest).usable:
-            lifted = ",".join(sorted({VMM_SETTING[f] for f in started ^ vm.definition.vcpu_features if f in VMM_SETTING}))
+            lifted = matching_settings(started, vm.definition.vcpu_features)
     return [
         MigrationBlocker(ID_REGISTERS, f"{b.register}.{b.field}" if b.field else b.register or b.property or "",
                          f"{b.reason} (the VM sees {b.requested}, {dest.host} offers {b.host})", lifted or None)
@@ -239,7 +249,7 @@ def _register_list_blockers(vm: RunningVm, dest: HostSnapshot, started: frozense
     matched = facts.register_list(vm.definition.vcpu_features) if facts else None
     lifted = None
     if matched is not None and started != vm.definition.vcpu_features and vm.register_list <= matched:
-        lifted = ",".join(sorted({VMM_SETTING[f] for f in started ^ vm.definition.vcpu_features if f in VMM_SETTING}))
+        lifted = matching_settings(started, vm.definition.vcpu_features)
     upgrade = " (a kernel change breaks this VM's migration)" if _series(vm.source_kernel) != _series(dest.kernel) else ""
     names = ", ".join(register_label(r) for r in missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
     return [MigrationBlocker(

@@ -81,7 +81,8 @@ class VcpuFacts:
     ipa_limit: int
     #: PMCR_EL0.N of a fresh PMU vCPU; None: no PMU.
     pmu_counters: int | None
-    #: Whether userspace may lower PMCR_EL0.N (Linux 6.8+), so a VM with fewer counters fits.
+    #: Whether a lowered PMCR_EL0.N written by userspace reads back (the lab: 6.1, 6.12 and 7.3 all
+    #: do), so a VM with fewer counters fits.
     pmu_counters_writable: bool
     page_size: int
 

@@ -172,3 +172,14 @@ def test_destination_vmm_settings_replace_the_defaults():
     # a VM with every vector length loads onto sve128=on in QEMU, but its guest would lose 256
     narrowed = migrate(passthrough_vm(full), full, vmm=DestinationVmm(vector_lengths=frozenset({128})))
     assert [(b.kind, b.lifted_by) for b in narrowed.blockers] == [(VECTOR_LENGTHS, "sve256=on")]
+
+
+def test_the_setting_that_lifts_a_missing_feature_turns_it_on():
+    from arm_cpu_filter.engine.migrate import DestinationVmm, matching_settings
+
+    assert matching_settings(frozenset({"psci-0.2", "sve"}), frozenset({"psci-0.2"})) == "sve=off"
+    assert matching_settings(frozenset({"psci-0.2"}), frozenset({"psci-0.2", "pmu-v3"})) == "pmu=on"
+    full = with_facts(G3, host="full")
+    no_pmu = DestinationVmm(features=full.vcpu_features - {"pmu-v3"})
+    result = migrate(passthrough_vm(full), full, vmm=no_pmu)  # QEMU: PMU registers the destination lacks
+    assert not result.ok and {b.lifted_by for b in result.blockers} == {"pmu=on"}
