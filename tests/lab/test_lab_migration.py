@@ -67,8 +67,9 @@ def test_qemu_restores_as_recorded(mlab: MigrationLab, capsys: pytest.CaptureFix
 
 def test_engine_in_the_host_agrees_with_qemu(mlab: MigrationLab) -> None:
     """The engine inside each emulated host: the same verdict and blocker kinds as the replay of
-    the recorded corpus; never ok where QEMU failed; refused only where QEMU loads a guest-visible
-    vector-length change."""
+    the recorded corpus; never ok where QEMU failed; refused where QEMU loads only for a
+    guest-visible vector-length change or one of the corpus's conservative cases (at most 1%,
+    bounded by ``test_migration_corpus.py``)."""
     wrong = []
     for dest, recs in mlab.selection.items():
         verdicts = mlab.boots[dest].results["engine"]["verdicts"]
@@ -79,7 +80,7 @@ def test_engine_in_the_host_agrees_with_qemu(mlab: MigrationLab) -> None:
             else:
                 kinds = sorted({b.kind for b in replay.result.blockers})
                 ok = live.get("ok") == replay.result.ok and live.get("kinds") == kinds
-                ok = ok and replay.verdict in ("agree", "guest-visible-change")
+                ok = ok and replay.verdict in ("agree", "guest-visible-change", "conservative")
             if not ok:
                 wrong.append(f"{dest} {migci.job_id(rec)}: in host {live}, replay {replay.verdict}")
     assert not wrong, "\n".join(wrong[:20])

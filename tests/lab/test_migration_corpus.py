@@ -29,9 +29,9 @@ def test_corpus_is_built_from_the_committed_runs() -> None:
 
 def test_corpus_holds_every_recorded_restore_once() -> None:
     recs = migcorpus.load()
-    assert len(recs) == 475 and sum(r["loaded"] for r in recs) == 78
+    assert len(recs) == 807 and sum(r["loaded"] for r in recs) == 110
     assert Counter(r["class"] for r in recs if not r["loaded"]) == {
-        "value-refused": 156, "register-list": 224, "destination-start": 17,
+        "value-refused": 260, "register-list": 408, "destination-start": 29,
     }  # fmt: skip
 
 
@@ -45,13 +45,19 @@ def test_engine_is_never_unsafe_and_rarely_conservative(judged, capsys: pytest.C
     unsafe = [migcorpus.key_of(r) for r, j in judged if j.verdict == "unsafe"]
     assert unsafe == []
     assert verdicts["conservative"] <= compared / 100
+    # the two: a pmu=off VM onto a PMU vCPU of a64fx, which has no AArch32 EL0: KVM drops the write
+    # of ID_DFR0_EL1.PerfMon = 0 (RAZ/WI), QEMU loads, and the guest would read the host's PerfMon
+    # in an AArch32 register; the engine keeps its rule that a dropped write is not realized
+    conservative = sorted((r["source"]["host"], r["source"]["cpu"], r["destination"]["cpu"])
+                          for r, j in judged if j.verdict == "conservative")
+    assert conservative == [("a64fx", "host,pmu=off", "host")] * 2
 
 
 def test_guest_visible_changes_are_vector_lengths_qemu_loads_anyway(judged) -> None:
     """QEMU's stream does not carry SVE vector lengths: those restores load, and the engine's only
-    blockers are vector-length ones a destination setting lifts (13: max and neoverse-v1)."""
+    blockers are vector-length ones a destination setting lifts (15: max, neoverse-v1, a64fx)."""
     changes = [(r, j) for r, j in judged if j.verdict == "guest-visible-change"]
-    assert len(changes) == 13
+    assert len(changes) == 15
     for rec, j in changes:
         assert rec["loaded"] and j.result is not None
         assert {b.kind for b in j.result.blockers} == {VECTOR_LENGTHS}
@@ -65,7 +71,7 @@ def test_blockers_name_what_qemu_complained_about(judged) -> None:
 
 def test_destinations_qemu_would_not_start_are_refused_before_migrating(judged) -> None:
     not_started = [r for r, j in judged if j.verdict == "not-started"]
-    assert len(not_started) == 17
+    assert len(not_started) == 29
     assert all(r["class"] == "destination-start" and "sve128" in r["destination"]["cpu"] for r in not_started)
 
 
@@ -74,7 +80,7 @@ def test_an_id_register_only_check_misses_failures(judged, capsys: pytest.Captur
     missed = Counter(r["class"] for r, j in judged if not r["loaded"] and j.id_check_usable)
     with capsys.disabled():
         print(f"\nID-register-only check usable but QEMU failed: {dict(sorted(missed.items()))}")
-    assert missed == {"register-list": 48, "value-refused": 18}
+    assert missed == {"register-list": 87, "value-refused": 25}
 
 
 def test_cpu_strings_map_to_qemu_vcpus() -> None:

@@ -42,7 +42,7 @@ from .migreport import is_id_register, stream_cpregs
 from .vmcpu import CpuStringRefused, destination_vmm_of, vm_of
 
 RUNS_DIR = build.REPO / "tests" / "lab" / "migration"
-RUNS = ("matrix1", "matrix2", "matrix3", "features")
+RUNS = ("matrix1", "matrix2", "matrix3", "matrix4", "features")
 FIXTURES = build.REPO / "tests" / "fixtures" / "lab"
 CORPUS = FIXTURES / "migrations.json.gz"
 CLASS_OF = {
