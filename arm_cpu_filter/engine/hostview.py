@@ -9,6 +9,7 @@ rule in ``check`` needs, so a check is a few integer operations per differing re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
@@ -53,16 +54,32 @@ class HostView:
 
 def hidden_mask(register: str, features: frozenset[str]) -> int:
     """Bits KVM reads as zero for a vCPU created with only ``features``."""
-    mask = 0
-    groups_present = {f.group for n, f in vcpu_features().items() if n in features and f.group}
-    for name, feature in vcpu_features().items():
+    return _hidden_masks(features).get(register, 0)
+
+
+@lru_cache(maxsize=256)
+def _hidden_masks(features: frozenset[str]) -> dict[str, int]:
+    """Register -> hidden bits for one feature set: table data only, so computed once per feature
+    set and process (a host's first check then costs a dict lookup per register)."""
+    catalog = vcpu_features()
+    groups_present = {f.group for n, f in catalog.items() if n in features and f.group}
+    masks: dict[str, int] = {}
+    for name, feature in catalog.items():
         missing = name not in features
         if feature.group:  # a group counts only when all its members are present
-            members = [n for n, f in vcpu_features().items() if f.group == feature.group]
+            members = [n for n, f in catalog.items() if f.group == feature.group]
             missing = not (feature.group in groups_present and all(m in features for m in members))
         if missing:
-            mask |= feature.hides.get(register, 0)
-    return mask
+            for register, bits in feature.hides.items():
+                masks[register] = masks.get(register, 0) | bits
+    return masks
+
+
+@cache
+def _policy_fields(register: str) -> tuple[Field, ...]:
+    """Fields of a table register KVM may compare by policy (checked where the mask covers them)."""
+    reg = load_table().get(register)
+    return tuple(f for f in reg.fields if f.policy) if reg is not None else ()
 
 
 def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
@@ -90,17 +107,19 @@ def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     table = load_table()
     aarch32_el0 = snap.aarch32_el0
     views: dict[str, RegisterView] = {}
+    hidden = _hidden_masks(features)
+    masks = snap.writable_masks or {}
     for name, value in snap.registers.items():
         reg = table.get(name)
         kind = _kind(reg, snap, aarch32_el0)
-        limit = value & ~hidden_mask(name, features)
-        writable = (snap.writable_masks or {}).get(name, 0)
+        limit = value & ~hidden.get(name, 0)
+        writable = masks.get(name, 0)
         checked: tuple[Field, ...] = ()
-        if kind == GENERIC and reg is not None:
-            checked = tuple(f for f in reg.fields if f.policy and f.mask & writable == f.mask)
         mask = 0
-        for f in checked:
-            mask |= f.mask
+        if kind == GENERIC:
+            checked = tuple(f for f in _policy_fields(name) if f.mask & writable == f.mask)
+            for f in checked:
+                mask |= f.mask
         views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
     return HostView(snap, features, views, aarch32_el0)
 
