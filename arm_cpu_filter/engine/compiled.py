@@ -19,7 +19,7 @@ integers cannot express (more than two intervals, CLIDR on a host without CTR_EL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from arm_cpu_filter.engine.cache import BoundedCache, SnapshotCache
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
@@ -120,13 +120,19 @@ def _lane_table(f: Field, off: int, series: str | None) -> tuple[_LaneBounds, ..
     return tuple(out)
 
 
-@cache
-def _register_lanes(register: str, series: str) -> tuple[tuple[int, int, int, int, tuple[_LaneBounds, ...]], ...]:
-    """Per policy field of a register: (mask, shift, max, open lane, lane table) for a ``series``
-    kernel (the open lane, ``max`` at the lane, is the ``hi`` of a field not checked)."""
+@lru_cache(maxsize=4096)
+def _checked_lanes(register: str, writable: int, series: str) -> tuple[int, tuple[tuple[int, int, tuple[_LaneBounds, ...]], ...]]:
+    """For a register under writable mask ``writable`` on a ``series`` kernel: the ``hi`` of the
+    lanes not checked (any value) and, per checked lane, (shift, max, lane table).  Masks are
+    per-kernel constants, so this is built once per (register, mask, series) and process."""
     rules = setter_rules()
-    return tuple((f.mask, f.shift, f.max, f.max << off, _lane_table(f, off, series if f.qualname in rules else None))
-                 for f, off in _lanes(register)[0])
+    open_hi, checked = 0, []
+    for f, off in _lanes(register)[0]:
+        if f.mask & writable != f.mask:
+            open_hi |= f.max << off
+        else:
+            checked.append((f.shift, f.max, _lane_table(f, off, series if f.qualname in rules else None)))
+    return open_hi, tuple(checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +166,9 @@ def _chunk(rv: RegisterView, view: HostView, idc: bool, series: str) -> _Chunk:
         return _Chunk(_FULL & ~0xFFFFFFFF, 0, open_hi, 0, 0, 0, 0, False)
     if kind != GENERIC:
         return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
-    hi = lo = hi2 = lo2 = alt = 0
-    writable = rv.writable
-    for mask, shift, top, open_lane, table in _register_lanes(rv.name, series):
-        if mask & writable != mask:  # not checked by policy: any value passes the lane
-            hi |= open_lane
-            continue
+    hi, checked = _checked_lanes(rv.name, rv.writable, series)
+    lo = hi2 = lo2 = alt = 0
+    for shift, top, table in checked:
         bounds = table[(limit >> shift) & top]
         if bounds.__class__ is str:
             if bounds == _UNCHANGED:  # the register passes only unchanged

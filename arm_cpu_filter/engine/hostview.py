@@ -9,7 +9,7 @@ rule in ``check`` needs, so a check is a few integer operations per differing re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
@@ -75,11 +75,17 @@ def _hidden_masks(features: frozenset[str]) -> dict[str, int]:
     return masks
 
 
-@cache
-def _policy_fields(register: str) -> tuple[Field, ...]:
-    """Fields of a table register KVM may compare by policy (checked where the mask covers them)."""
+@lru_cache(maxsize=4096)
+def _checked(register: str, writable: int) -> tuple[tuple[Field, ...], int]:
+    """The fields KVM compares by policy under writable mask ``writable`` (those with a policy
+    lying wholly inside it) and their bits.  Writable masks are KVM's per-kernel constants, so
+    they take few values across hosts: computed once per (register, mask) and process."""
     reg = load_table().get(register)
-    return tuple(f for f in reg.fields if f.policy) if reg is not None else ()
+    checked = tuple(f for f in reg.fields if f.policy and f.mask & writable == f.mask) if reg is not None else ()
+    mask = 0
+    for f in checked:
+        mask |= f.mask
+    return checked, mask
 
 
 def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
@@ -98,6 +104,9 @@ def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
     return GENERIC
 
 
+_NOTHING_CHECKED: tuple[tuple[Field, ...], int] = ((), 0)
+
+
 def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     """The compiled view of ``snap`` for a VM using ``features`` (from the engine's cache)."""
     return _views(snap, features)
@@ -114,12 +123,7 @@ def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
         kind = _kind(reg, snap, aarch32_el0)
         limit = value & ~hidden.get(name, 0)
         writable = masks.get(name, 0)
-        checked: tuple[Field, ...] = ()
-        mask = 0
-        if kind == GENERIC:
-            checked = tuple(f for f in _policy_fields(name) if f.mask & writable == f.mask)
-            for f in checked:
-                mask |= f.mask
+        checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
         views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
     return HostView(snap, features, views, aarch32_el0)
 
