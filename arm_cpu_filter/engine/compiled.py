@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import BoundedCache, SnapshotCache
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
@@ -135,8 +136,7 @@ def _checked_lanes(register: str, writable: int, series: str) -> tuple[int, tupl
     return open_hi, tuple(checked)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
+class _Chunk(NamedTuple):
     """One register compiled: slot-relative exact mask and target, lane-relative bounds."""
 
     exact: int
@@ -202,6 +202,9 @@ class Layout:
             offset += width
         self.guard = guard
         self._packed: BoundedCache[_Packed] = BoundedCache(PACKED_DEFINITIONS)
+
+    def forget_definitions(self) -> None:
+        self._packed.clear()
 
     def packed(self, definition: CpuDefinition) -> _Packed:
         p = self._packed.get(definition)
@@ -341,6 +344,9 @@ def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
 
 
 def clear_compiled() -> None:
-    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``)."""
-    for c in (_compiled, _chunks, _layouts):
-        c.clear()
+    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``);
+    layouts keep their slot and lane positions, which depend on register names only."""
+    _compiled.clear()
+    _chunks.clear()
+    for layout in _layouts.values():
+        layout.forget_definitions()
