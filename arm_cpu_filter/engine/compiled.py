@@ -192,12 +192,14 @@ class Layout:
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
-        self.index = {n: i for i, n in enumerate(names)}
-        self.base: list[int] = []
+        self.slot = {n: 64 * i for i, n in enumerate(names)}  # bit offset of a register's value
+        self.base: list[int] = []  # per register, bit offset of its lanes
+        self.lanes_at: dict[str, tuple[int, int]] = {}  # register -> (lane offset, its guard bits there)
         guard = offset = 0
         for n in names:
             _, width, g = _lanes(n)
             self.base.append(offset)
+            self.lanes_at[n] = (offset, g << offset)
             guard |= g << offset
             offset += width
         self.guard = guard
@@ -215,16 +217,16 @@ class Layout:
     def _pack(self, definition: CpuDefinition) -> _Packed:
         value = present = spread = guards = 0
         for name, v in definition.registers.items():
-            i = self.index.get(name)
-            if i is None:
+            s = self.slot.get(name)
+            if s is None:
                 if name in PER_VCPU_REGISTERS:
                     continue
                 return _Packed(0, 0, 0, 0, 0, foreign=True)
-            value |= v << (64 * i)
-            present |= _FULL << (64 * i)
-            base = self.base[i]
+            value |= v << s
+            present |= _FULL << s
+            base, lane_guards = self.lanes_at[name]
             spread |= _spread(name, v) << base
-            guards |= _lanes(name)[2] << base
+            guards |= lane_guards
         return _Packed(value, present, spread, spread | self.guard, guards, foreign=False)
 
 
@@ -294,14 +296,15 @@ class CompiledHost:
         impl = view.writable_impl_id_regs
         exact = target = hi = lo = hi2 = lo2 = alt = 0
         slow = []
-        for i, (name, rv) in enumerate(view.registers.items()):
-            key = (name, rv.kind, rv.limit, rv.writable, series, impl, idc, snap.writable_masks is None)
+        context = (series, impl, idc, snap.writable_masks is None)  # what a chunk depends on beyond its register
+        for (name, rv), b in zip(view.registers.items(), layout.base):
+            key = (name, rv.kind, rv.limit, rv.writable, context)
             c = _chunks.get(key)
             if c is None:
                 c = _chunks.put(key, _chunk(rv, view, idc, series))
             if c.slow:
                 slow.append(name)
-            s, b = 64 * i, layout.base[i]
+            s = layout.slot[name]
             exact |= c.exact << s
             target |= c.target << s
             hi |= c.hi << b

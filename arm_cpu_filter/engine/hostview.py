@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
@@ -27,8 +28,9 @@ GENERIC, IMPL_ID, CLIDR, AARCH32_RAZ, NOT_SETTABLE, NO_MASKS, UNKNOWN = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterView:
+class RegisterView(NamedTuple):
+    """One register of a host view (a named tuple: a host never seen builds one per register)."""
+
     name: str
     register: Register | None  # None: not in the table (compared exactly)
     kind: str
