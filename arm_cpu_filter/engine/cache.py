@@ -8,7 +8,7 @@ bodies compile once per body.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from arm_cpu_filter.snapshot import HostSnapshot
@@ -36,6 +36,9 @@ class BoundedCache(Generic[V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+    def values(self) -> Iterable[V]:
+        return self._data.values()
 
     def __len__(self) -> int:
         return len(self._data)

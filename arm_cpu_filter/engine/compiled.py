@@ -19,12 +19,13 @@ integers cannot express (more than two intervals, CLIDR on a host without CTR_EL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import BoundedCache, SnapshotCache
 from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
 from arm_cpu_filter.engine.rule import check_register, field_accepts
-from arm_cpu_filter.engine.setters import kernel_series, refusal, setter_rules
+from arm_cpu_filter.engine.setters import kernel_series, setter_rules
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
 
@@ -32,7 +33,6 @@ _FULL = (1 << 64) - 1
 #: bounds of the caches below (entries)
 COMPILED_HOSTS = 4096
 REGISTER_CHUNKS = 16384
-SPREAD_VALUES = 65536
 PACKED_DEFINITIONS = 4096
 LAYOUTS = 256
 
@@ -51,6 +51,12 @@ def _lanes(register: str) -> tuple[tuple[tuple[Field, int], ...], int, int]:
     return tuple(lanes), offset, guard
 
 
+@cache
+def _open_hi(register: str) -> int:
+    """Every lane of a register accepting any value: ``hi`` of a register KVM compares exactly."""
+    return sum(f.max << off for f, off in _lanes(register)[0])
+
+
 def _flip(f: Field) -> int:
     """XOR that turns a raw value into an unsigned ordinal (signed fields: two's complement order)."""
     return 1 << (f.width - 1) if f.signed else 0
@@ -66,14 +72,19 @@ def _runs(ordinals: set[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _intervals(f: Field, lim: int, host: HostSnapshot) -> list[tuple[int, int]] | None:
+def _refused(f: Field, value: int, series: str) -> bool:
+    """Does a custom setter of a ``series`` kernel refuse raw ``value`` (``setters.refusal``)?"""
+    return any(rule.refuses(value, series) for rule in setter_rules().get(f.qualname, ()))
+
+
+def _intervals(f: Field, lim: int, series: str) -> list[tuple[int, int]] | None:
     """Accepted ordinals of a policy-checked field as intervals (None: the host's own value is
     refused by a setter, so the register must equal the host's)."""
     flip, top = _flip(f), f.max
     if f.qualname in setter_rules():
-        if refusal(f, lim, host):
+        if _refused(f, lim, series):
             return None
-        return _runs({v ^ flip for v in range(top + 1) if field_accepts(f, v, lim) and not refusal(f, v, host)})
+        return _runs({v ^ flip for v in range(top + 1) if field_accepts(f, v, lim) and not _refused(f, v, series)})
     lu = lim ^ flip
     if f.policy == LOWER:
         return [(0, lu)]
@@ -86,8 +97,46 @@ def _intervals(f: Field, lim: int, host: HostSnapshot) -> list[tuple[int, int]] 
     return [(lu, lu)]
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
+#: a lane's bounds for one limit: (lo, hi, lo2, hi2, alt) shifted to the lane, or one of these
+_UNCHANGED, _SLOW = "unchanged", "slow"
+_LaneBounds = tuple[int, int, int, int, int] | str
+
+
+@cache
+def _lane_table(f: Field, off: int, series: str | None) -> tuple[_LaneBounds, ...]:
+    """A policy field's lane bounds for every limit value (table data: built once per field, lane
+    and kernel series -- ``series`` is None for fields without setter rules -- per process, so a
+    host never seen costs a tuple index per field instead of interval arithmetic)."""
+    out: list[_LaneBounds] = []
+    for lim in range(f.max + 1):
+        spans = _intervals(f, lim, series or "")
+        if spans is None:
+            out.append(_UNCHANGED)
+        elif len(spans) > 2:
+            out.append(_SLOW)
+        else:
+            (a, b), *rest = spans
+            lo2, hi2, alt = (rest[0][0] << off, rest[0][1] << off, 1 << (off + f.width)) if rest else (0, 0, 0)
+            out.append((a << off, b << off, lo2, hi2, alt))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _checked_lanes(register: str, writable: int, series: str) -> tuple[int, tuple[tuple[int, int, tuple[_LaneBounds, ...]], ...]]:
+    """For a register under writable mask ``writable`` on a ``series`` kernel: the ``hi`` of the
+    lanes not checked (any value) and, per checked lane, (shift, max, lane table).  Masks are
+    per-kernel constants, so this is built once per (register, mask, series) and process."""
+    rules = setter_rules()
+    open_hi, checked = 0, []
+    for f, off in _lanes(register)[0]:
+        if f.mask & writable != f.mask:
+            open_hi |= f.max << off
+        else:
+            checked.append((f.shift, f.max, _lane_table(f, off, series if f.qualname in rules else None)))
+    return open_hi, tuple(checked)
+
+
+class _Chunk(NamedTuple):
     """One register compiled: slot-relative exact mask and target, lane-relative bounds."""
 
     exact: int
@@ -100,12 +149,8 @@ class _Chunk:
     slow: bool
 
 
-_PASS = (0, 0, 0, 0, 0, 0)  # no exact bits, every lane [0, max]
-
-
-def _chunk(rv: RegisterView, view: HostView, idc: bool) -> _Chunk:
-    lanes, _, _ = _lanes(rv.name)
-    open_hi = sum(f.max << off for f, off in lanes)
+def _chunk(rv: RegisterView, view: HostView, idc: bool, series: str) -> _Chunk:
+    open_hi = _open_hi(rv.name)
     kind, limit = rv.kind, rv.limit
     if kind == CLIDR:
         if view.snapshot.writable_masks is None:
@@ -121,24 +166,21 @@ def _chunk(rv: RegisterView, view: HostView, idc: bool) -> _Chunk:
         return _Chunk(_FULL & ~0xFFFFFFFF, 0, open_hi, 0, 0, 0, 0, False)
     if kind != GENERIC:
         return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
-    hi = lo = hi2 = lo2 = alt = 0
-    checked = set(rv.checked)
-    for f, off in lanes:
-        if f not in checked:
-            hi |= f.max << off
-            continue
-        spans = _intervals(f, f.extract(limit), view.snapshot)
-        if spans is None:  # the register passes only unchanged
-            return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
-        if len(spans) > 2:
+    hi, checked = _checked_lanes(rv.name, rv.writable, series)
+    lo = hi2 = lo2 = alt = 0
+    for shift, top, table in checked:
+        bounds = table[(limit >> shift) & top]
+        if bounds.__class__ is str:
+            if bounds == _UNCHANGED:  # the register passes only unchanged
+                return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
             return _Chunk(0, 0, open_hi, 0, 0, 0, 0, True)
-        (a, b), *rest = spans
-        lo |= a << off
-        hi |= b << off
-        if rest:
-            lo2 |= rest[0][0] << off
-            hi2 |= rest[0][1] << off
-            alt |= 1 << (off + f.width)
+        a, b, a2, b2, g = bounds  # type: ignore[misc]
+        lo |= a
+        hi |= b
+        if g:
+            lo2 |= a2
+            hi2 |= b2
+            alt |= g
     return _Chunk(_FULL & ~rv.checked_mask, limit, hi, lo, hi2, lo2, alt, False)
 
 
@@ -150,16 +192,21 @@ class Layout:
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
-        self.index = {n: i for i, n in enumerate(names)}
-        self.base: list[int] = []
+        self.slot = {n: 64 * i for i, n in enumerate(names)}  # bit offset of a register's value
+        self.base: list[int] = []  # per register, bit offset of its lanes
+        self.lanes_at: dict[str, tuple[int, int]] = {}  # register -> (lane offset, its guard bits there)
         guard = offset = 0
         for n in names:
             _, width, g = _lanes(n)
             self.base.append(offset)
+            self.lanes_at[n] = (offset, g << offset)
             guard |= g << offset
             offset += width
         self.guard = guard
         self._packed: BoundedCache[_Packed] = BoundedCache(PACKED_DEFINITIONS)
+
+    def forget_definitions(self) -> None:
+        self._packed.clear()
 
     def packed(self, definition: CpuDefinition) -> _Packed:
         p = self._packed.get(definition)
@@ -170,16 +217,16 @@ class Layout:
     def _pack(self, definition: CpuDefinition) -> _Packed:
         value = present = spread = guards = 0
         for name, v in definition.registers.items():
-            i = self.index.get(name)
-            if i is None:
+            s = self.slot.get(name)
+            if s is None:
                 if name in PER_VCPU_REGISTERS:
                     continue
                 return _Packed(0, 0, 0, 0, 0, foreign=True)
-            value |= v << (64 * i)
-            present |= _FULL << (64 * i)
-            base = self.base[i]
+            value |= v << s
+            present |= _FULL << s
+            base, lane_guards = self.lanes_at[name]
             spread |= _spread(name, v) << base
-            guards |= _lanes(name)[2] << base
+            guards |= lane_guards
         return _Packed(value, present, spread, spread | self.guard, guards, foreign=False)
 
 
@@ -193,17 +240,36 @@ class _Packed:
     foreign: bool  # sets a register the host does not have
 
 
-_spreads: BoundedCache[int] = BoundedCache(SPREAD_VALUES)
+@cache
+def _spread_bytes(register: str) -> tuple[int, tuple[tuple[int, tuple[int, ...]], ...]]:
+    """A register's lane ordinals as byte lookups: spreading is a fixed move of each raw bit to its
+    lane (or nowhere) then an XOR with the signed fields' flips, so per byte of the raw value a
+    256-entry table of moved bits, plus the flips (table data: built once per register)."""
+    lanes = _lanes(register)[0]
+    dest: dict[int, int] = {}  # raw bit -> spread bit
+    flips = 0
+    for f, off in lanes:
+        flips |= _flip(f) << off
+        for j in range(f.width):
+            dest[f.shift + j] = off + j
+    tables = []
+    for shift in range(0, 64, 8):
+        bits = [1 << dest[shift + k] if shift + k in dest else 0 for k in range(8)]
+        if not any(bits):
+            continue
+        table = [0] * 256
+        for b in range(1, 256):
+            low = b & -b
+            table[b] = table[b ^ low] | bits[low.bit_length() - 1]
+        tables.append((shift, tuple(table)))
+    return flips, tuple(tables)
 
 
 def _spread(name: str, v: int) -> int:
-    key = (name, v)
-    s = _spreads.get(key)
-    if s is None:
-        s = 0
-        for f, off in _lanes(name)[0]:
-            s |= (((v >> f.shift) & f.max) ^ _flip(f)) << off
-        s = _spreads.put(key, s)
+    flips, tables = _spread_bytes(name)
+    s = flips
+    for shift, table in tables:
+        s ^= table[(v >> shift) & 0xFF]
     return s
 
 
@@ -230,14 +296,15 @@ class CompiledHost:
         impl = view.writable_impl_id_regs
         exact = target = hi = lo = hi2 = lo2 = alt = 0
         slow = []
-        for i, (name, rv) in enumerate(view.registers.items()):
-            key = (name, rv.kind, rv.limit, rv.writable, series, impl, idc, snap.writable_masks is None)
+        context = (series, impl, idc, snap.writable_masks is None)  # what a chunk depends on beyond its register
+        for (name, rv), b in zip(view.registers.items(), layout.base):
+            key = (name, rv.kind, rv.limit, rv.writable, context)
             c = _chunks.get(key)
             if c is None:
-                c = _chunks.put(key, _chunk(rv, view, idc))
+                c = _chunks.put(key, _chunk(rv, view, idc, series))
             if c.slow:
                 slow.append(name)
-            s, b = 64 * i, layout.base[i]
+            s = layout.slot[name]
             exact |= c.exact << s
             target |= c.target << s
             hi |= c.hi << b
@@ -280,6 +347,9 @@ def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
 
 
 def clear_compiled() -> None:
-    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``)."""
-    for c in (_compiled, _chunks, _spreads, _layouts):
-        c.clear()
+    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``);
+    layouts keep their slot and lane positions, which depend on register names only."""
+    _compiled.clear()
+    _chunks.clear()
+    for layout in _layouts.values():
+        layout.forget_definitions()

@@ -9,6 +9,8 @@ rule in ``check`` needs, so a check is a few integer operations per differing re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
@@ -26,8 +28,9 @@ GENERIC, IMPL_ID, CLIDR, AARCH32_RAZ, NOT_SETTABLE, NO_MASKS, UNKNOWN = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterView:
+class RegisterView(NamedTuple):
+    """One register of a host view (a named tuple: a host never seen builds one per register)."""
+
     name: str
     register: Register | None  # None: not in the table (compared exactly)
     kind: str
@@ -53,16 +56,38 @@ class HostView:
 
 def hidden_mask(register: str, features: frozenset[str]) -> int:
     """Bits KVM reads as zero for a vCPU created with only ``features``."""
-    mask = 0
-    groups_present = {f.group for n, f in vcpu_features().items() if n in features and f.group}
-    for name, feature in vcpu_features().items():
+    return _hidden_masks(features).get(register, 0)
+
+
+@lru_cache(maxsize=256)
+def _hidden_masks(features: frozenset[str]) -> dict[str, int]:
+    """Register -> hidden bits for one feature set: table data only, so computed once per feature
+    set and process (a host's first check then costs a dict lookup per register)."""
+    catalog = vcpu_features()
+    groups_present = {f.group for n, f in catalog.items() if n in features and f.group}
+    masks: dict[str, int] = {}
+    for name, feature in catalog.items():
         missing = name not in features
         if feature.group:  # a group counts only when all its members are present
-            members = [n for n, f in vcpu_features().items() if f.group == feature.group]
+            members = [n for n, f in catalog.items() if f.group == feature.group]
             missing = not (feature.group in groups_present and all(m in features for m in members))
         if missing:
-            mask |= feature.hides.get(register, 0)
-    return mask
+            for register, bits in feature.hides.items():
+                masks[register] = masks.get(register, 0) | bits
+    return masks
+
+
+@lru_cache(maxsize=4096)
+def _checked(register: str, writable: int) -> tuple[tuple[Field, ...], int]:
+    """The fields KVM compares by policy under writable mask ``writable`` (those with a policy
+    lying wholly inside it) and their bits.  Writable masks are KVM's per-kernel constants, so
+    they take few values across hosts: computed once per (register, mask) and process."""
+    reg = load_table().get(register)
+    checked = tuple(f for f in reg.fields if f.policy and f.mask & writable == f.mask) if reg is not None else ()
+    mask = 0
+    for f in checked:
+        mask |= f.mask
+    return checked, mask
 
 
 def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
@@ -81,6 +106,9 @@ def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
     return GENERIC
 
 
+_NOTHING_CHECKED: tuple[tuple[Field, ...], int] = ((), 0)
+
+
 def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     """The compiled view of ``snap`` for a VM using ``features`` (from the engine's cache)."""
     return _views(snap, features)
@@ -90,17 +118,14 @@ def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     table = load_table()
     aarch32_el0 = snap.aarch32_el0
     views: dict[str, RegisterView] = {}
+    hidden = _hidden_masks(features)
+    masks = snap.writable_masks or {}
     for name, value in snap.registers.items():
         reg = table.get(name)
         kind = _kind(reg, snap, aarch32_el0)
-        limit = value & ~hidden_mask(name, features)
-        writable = (snap.writable_masks or {}).get(name, 0)
-        checked: tuple[Field, ...] = ()
-        if kind == GENERIC and reg is not None:
-            checked = tuple(f for f in reg.fields if f.policy and f.mask & writable == f.mask)
-        mask = 0
-        for f in checked:
-            mask |= f.mask
+        limit = value & ~hidden.get(name, 0)
+        writable = masks.get(name, 0)
+        checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
         views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
     return HostView(snap, features, views, aarch32_el0)
 
