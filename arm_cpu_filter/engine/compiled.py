@@ -102,37 +102,41 @@ _UNCHANGED, _SLOW = "unchanged", "slow"
 _LaneBounds = tuple[int, int, int, int, int] | str
 
 
+def _lane_bounds(f: Field, off: int, lim: int, series: str) -> _LaneBounds:
+    """A policy field's lane bounds for limit ``lim``: shifted to the lane, or a special case."""
+    spans = _intervals(f, lim, series)
+    if spans is None:
+        return _UNCHANGED
+    if len(spans) > 2:
+        return _SLOW
+    (a, b), *rest = spans
+    lo2, hi2, alt = (rest[0][0] << off, rest[0][1] << off, 1 << (off + f.width)) if rest else (0, 0, 0)
+    return a << off, b << off, lo2, hi2, alt
+
+
 @cache
-def _lane_table(f: Field, off: int, series: str | None) -> tuple[_LaneBounds, ...]:
-    """A policy field's lane bounds for every limit value (table data: built once per field, lane
-    and kernel series -- ``series`` is None for fields without setter rules -- per process, so a
-    host never seen costs a tuple index per field instead of interval arithmetic)."""
-    out: list[_LaneBounds] = []
-    for lim in range(f.max + 1):
-        spans = _intervals(f, lim, series or "")
-        if spans is None:
-            out.append(_UNCHANGED)
-        elif len(spans) > 2:
-            out.append(_SLOW)
-        else:
-            (a, b), *rest = spans
-            lo2, hi2, alt = (rest[0][0] << off, rest[0][1] << off, 1 << (off + f.width)) if rest else (0, 0, 0)
-            out.append((a << off, b << off, lo2, hi2, alt))
-    return tuple(out)
+def _lane_table(f: Field, series: str | None) -> dict[int, _LaneBounds]:
+    """A policy field's lane bounds by limit value, filled as values are met (table data: one per
+    field and kernel series -- None for fields without setter rules -- per process, at most
+    ``2**width`` entries), so a host never seen costs a dict lookup per checked field."""
+    return {}
+
+
+_Lane = tuple[int, int, dict[int, _LaneBounds], Field, int]  # shift, max, table, field, lane offset
 
 
 @lru_cache(maxsize=4096)
-def _checked_lanes(register: str, writable: int, series: str) -> tuple[int, tuple[tuple[int, int, tuple[_LaneBounds, ...]], ...]]:
+def _checked_lanes(register: str, writable: int, series: str) -> tuple[int, tuple[_Lane, ...]]:
     """For a register under writable mask ``writable`` on a ``series`` kernel: the ``hi`` of the
-    lanes not checked (any value) and, per checked lane, (shift, max, lane table).  Masks are
-    per-kernel constants, so this is built once per (register, mask, series) and process."""
+    lanes not checked (any value) and, per checked lane, (shift, max, lane table, field, offset).
+    Masks are per-kernel constants, so this is built once per (register, mask, series) and process."""
     rules = setter_rules()
     open_hi, checked = 0, []
     for f, off in _lanes(register)[0]:
         if f.mask & writable != f.mask:
             open_hi |= f.max << off
         else:
-            checked.append((f.shift, f.max, _lane_table(f, off, series if f.qualname in rules else None)))
+            checked.append((f.shift, f.max, _lane_table(f, series if f.qualname in rules else None), f, off))
     return open_hi, tuple(checked)
 
 
@@ -168,8 +172,11 @@ def _chunk(rv: RegisterView, view: HostView, idc: bool, series: str) -> _Chunk:
         return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
     hi, checked = _checked_lanes(rv.name, rv.writable, series)
     lo = hi2 = lo2 = alt = 0
-    for shift, top, table in checked:
-        bounds = table[(limit >> shift) & top]
+    for shift, top, table, f, off in checked:
+        lim = (limit >> shift) & top
+        bounds = table.get(lim)
+        if bounds is None:
+            bounds = table[lim] = _lane_bounds(f, off, lim, series)
         if bounds.__class__ is str:
             if bounds == _UNCHANGED:  # the register passes only unchanged
                 return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
@@ -241,35 +248,16 @@ class _Packed:
 
 
 @cache
-def _spread_bytes(register: str) -> tuple[int, tuple[tuple[int, tuple[int, ...]], ...]]:
-    """A register's lane ordinals as byte lookups: spreading is a fixed move of each raw bit to its
-    lane (or nowhere) then an XOR with the signed fields' flips, so per byte of the raw value a
-    256-entry table of moved bits, plus the flips (table data: built once per register)."""
-    lanes = _lanes(register)[0]
-    dest: dict[int, int] = {}  # raw bit -> spread bit
-    flips = 0
-    for f, off in lanes:
-        flips |= _flip(f) << off
-        for j in range(f.width):
-            dest[f.shift + j] = off + j
-    tables = []
-    for shift in range(0, 64, 8):
-        bits = [1 << dest[shift + k] if shift + k in dest else 0 for k in range(8)]
-        if not any(bits):
-            continue
-        table = [0] * 256
-        for b in range(1, 256):
-            low = b & -b
-            table[b] = table[b ^ low] | bits[low.bit_length() - 1]
-        tables.append((shift, tuple(table)))
-    return flips, tuple(tables)
+def _spread_lanes(register: str) -> tuple[tuple[int, int, int, int], ...]:
+    """Per lane of a register: (field shift, max, flip, lane offset)."""
+    return tuple((f.shift, f.max, _flip(f), off) for f, off in _lanes(register)[0])
 
 
 def _spread(name: str, v: int) -> int:
-    flips, tables = _spread_bytes(name)
-    s = flips
-    for shift, table in tables:
-        s ^= table[(v >> shift) & 0xFF]
+    """A register value's lane ordinals."""
+    s = 0
+    for shift, top, flip, off in _spread_lanes(name):
+        s |= (((v >> shift) & top) ^ flip) << off
     return s
 
 
