@@ -223,8 +223,23 @@ def _feature_blockers(wanted: frozenset[str], started: frozenset[str], dest: Hos
     return out
 
 
+#: (definition, vCPU features) -> the definition on a vCPU with those features: one object per pair,
+#: so the engine's per-definition caches (packed registers) serve every destination
+_on_features: BoundedCache[CpuDefinition] = BoundedCache(4096)
+
+
+def _with_features(definition: CpuDefinition, features: frozenset[str]) -> CpuDefinition:
+    if features == definition.vcpu_features:
+        return definition
+    key = (definition, features)
+    hit = _on_features.get(key)
+    if hit is None:
+        hit = _on_features.put(key, replace(definition, vcpu_features=features))
+    return hit
+
+
 def _id_register_blockers(vm: RunningVm, dest: HostSnapshot, started: frozenset[str]) -> list[MigrationBlocker]:
-    result = check(replace(vm.definition, vcpu_features=started), dest)
+    result = check(_with_features(vm.definition, started), dest)
     lifted = None
     if not result.usable and started != vm.definition.vcpu_features:
         if check(vm.definition, dest).usable:
