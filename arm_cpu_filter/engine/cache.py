@@ -34,6 +34,11 @@ class BoundedCache(Generic[V]):
         data[key] = value
         return value
 
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        """The value under ``key``, made (and kept) on a miss."""
+        value = self._data.get(key)
+        return self.put(key, make()) if value is None else value
+
     def clear(self) -> None:
         self._data.clear()
 

@@ -37,11 +37,7 @@ def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:
     """Is ``definition`` realizable on ``host``? Blockers say exactly where it is not."""
     if is_usable(definition, host):
         return USABLE
-    key = (definition, host)
-    result = _refused.get(key)
-    if result is None:
-        result = _refused.put(key, reference_check(definition, host))
-    return result
+    return _refused.get_or_make((definition, host), lambda: reference_check(definition, host))
 
 
 def clear_caches() -> None:

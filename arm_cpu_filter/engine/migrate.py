@@ -177,8 +177,8 @@ def migrate(vm: RunningVm, destination: HostSnapshot, live: bool = True,
     """Blockers of every kind for moving ``vm`` onto ``destination`` (none: the move succeeds);
     ``live=False``: a cold move, where only the CPU the guest sees must be realizable."""
     if not live:
-        return MigrationResult(check(vm.definition, destination).usable,
-                               tuple(_id_register_blockers(vm, destination, vm.definition.vcpu_features)))
+        blockers = tuple(_id_register_blockers(vm, destination, vm.definition.vcpu_features))
+        return MigrationResult(not blockers, blockers)
     facts = destination.vcpu_facts
     wanted = vm.definition.vcpu_features
     if vmm is not None and vmm.features is not None:
@@ -203,11 +203,8 @@ _no_cap: BoundedCache[HostSnapshot] = BoundedCache(1024)
 
 
 def _without_impl_id_cap(dest: HostSnapshot) -> HostSnapshot:
-    key = (dest,)
-    hit = _no_cap.get(key)
-    if hit is None:
-        hit = _no_cap.put(key, replace(dest, capabilities={**dest.capabilities, "writable_impl_id_regs": False}))
-    return hit
+    return _no_cap.get_or_make(
+        (dest,), lambda: replace(dest, capabilities={**dest.capabilities, "writable_impl_id_regs": False}))
 
 
 def _feature_blockers(wanted: frozenset[str], started: frozenset[str], dest: HostSnapshot) -> list[MigrationBlocker]:
@@ -231,11 +228,7 @@ _on_features: BoundedCache[CpuDefinition] = BoundedCache(4096)
 def _with_features(definition: CpuDefinition, features: frozenset[str]) -> CpuDefinition:
     if features == definition.vcpu_features:
         return definition
-    key = (definition, features)
-    hit = _on_features.get(key)
-    if hit is None:
-        hit = _on_features.put(key, replace(definition, vcpu_features=features))
-    return hit
+    return _on_features.get_or_make((definition, features), lambda: replace(definition, vcpu_features=features))
 
 
 def _id_register_blockers(vm: RunningVm, dest: HostSnapshot, started: frozenset[str]) -> list[MigrationBlocker]:

@@ -173,25 +173,23 @@ class Fleet:
     # -- verdicts --------------------------------------------------------------------------
     def usable(self, definition: CpuDefinition, snapshot: HostSnapshot) -> bool:
         key = (definition.fingerprint, snapshot.fingerprint)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = accepts(definition, snapshot)
-            if len(self._verdicts) >= self.cache_size:
-                self._verdicts.clear()
-            self._verdicts[key] = verdict
-        return verdict
+        return self._remember(self._verdicts, key, lambda: accepts(definition, snapshot))
 
     def movable(self, vm: RunningVm, snapshot: HostSnapshot, live: bool) -> bool:
         """Does ``engine.migrate`` move ``vm`` onto ``snapshot``?  Cached per (VM, destination
         fingerprint, live): a fleet's VMs come from few sources and definitions."""
         key = (vm_key(vm), snapshot.fingerprint, live)
-        verdict = self._moves.get(key)
-        if verdict is None:
-            verdict = migrate(vm, snapshot, live).ok
-            if len(self._moves) >= self.cache_size:
-                self._moves.clear()
-            self._moves[key] = verdict
-        return verdict
+        return self._remember(self._moves, key, lambda: migrate(vm, snapshot, live).ok)
+
+    def _remember(self, cache: dict, key: Hashable, verdict: Callable[[], bool]) -> bool:
+        """``cache[key]``, computed on a miss; the cache starts over beyond ``cache_size``."""
+        found = cache.get(key)
+        if found is None:
+            found = verdict()
+            if len(cache) >= self.cache_size:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def accepting(self, definition: CpuDefinition | None) -> frozenset[str]:
         """Names of the fresh hosts that accept ``definition`` (None: every fresh host)."""
@@ -267,28 +265,24 @@ def explain_move(vm: RunningVm, snapshot: HostSnapshot, live: bool, limit: int =
 
 def hosts_accepting(fleet: Fleet, definition: CpuDefinition, names: Iterable[str] | None = None) -> dict[str, str | None]:
     """Per host: None when it accepts ``definition``, else the reason it does not."""
-    out: dict[str, str | None] = {}
-    for name in sorted(fleet.records() if names is None else names):
-        data = fleet.host(name)
-        if data.snapshot is None:
-            out[name] = data.problem
-        elif fleet.usable(definition, data.snapshot):
-            out[name] = None
-        else:
-            out[name] = explain(definition, data.snapshot)
-    return out
+    return _why_not(fleet, names, lambda snap: fleet.usable(definition, snap), lambda snap: explain(definition, snap))
 
 
 def hosts_accepting_move(fleet: Fleet, vm: RunningVm, live: bool = True,
                          names: Iterable[str] | None = None) -> dict[str, str | None]:
     """Per host: None when ``vm`` can move there (``engine.migrate``), else the reason it cannot."""
+    return _why_not(fleet, names, lambda snap: fleet.movable(vm, snap, live),
+                    lambda snap: explain_move(vm, snap, live))
+
+
+def _why_not(fleet: Fleet, names: Iterable[str] | None, passes: Callable[[HostSnapshot], bool],
+             explain_refusal: Callable[[HostSnapshot], str]) -> dict[str, str | None]:
+    """Per host (every store host, or ``names``): None when it passes, else why not."""
     out: dict[str, str | None] = {}
     for name in sorted(fleet.records() if names is None else names):
         data = fleet.host(name)
         if data.snapshot is None:
             out[name] = data.problem
-        elif fleet.movable(vm, data.snapshot, live):
-            out[name] = None
         else:
-            out[name] = explain_move(vm, data.snapshot, live)
+            out[name] = None if passes(data.snapshot) else explain_refusal(data.snapshot)
     return out

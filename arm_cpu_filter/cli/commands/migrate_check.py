@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from arm_cpu_filter.engine.migrate import migrate
 
-    vm = _running_vm(args)
-    destination = _host(args, args.destination)
+    store = _store(args)  # opened once: the VM's record, its host and the destination come from it
+    vm = _running_vm(args, store)
+    destination = _host(store, args.destination)
     result = migrate(vm, destination)
     if args.format == "json":
         emit_json({"vm": vm.definition.name, "from": vm.source, "to": destination.host, **result.to_dict()})
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_NOT_USABLE
 
 
-def _running_vm(args: argparse.Namespace):  # -> RunningVm
+def _running_vm(args: argparse.Namespace, store):  # -> RunningVm
     from arm_cpu_filter.cli.loaders import definition_arg
     from arm_cpu_filter.engine.migrate import defined_vm, passthrough_vm, recorded_vm
     from arm_cpu_filter.errors import InputError
@@ -60,16 +61,15 @@ def _running_vm(args: argparse.Namespace):  # -> RunningVm
     if args.instance:
         if args.source:
             raise InputError("--instance takes the VM's host from the store: drop --from")
-        store = _store(args)
         if store is None:
             raise InputError("--instance needs --store-url (or $ARM_CPU_FILTER_STORE_URL)")
         record = store.instance(args.instance)
         if record is None or record.host is None:
             raise InputError(f"instance {args.instance}: no CPU and host recorded in {store.url}")
-        return recorded_vm(store.definition(record.fingerprint), _host(args, record.host))
+        return recorded_vm(store.definition(record.fingerprint), _host(store, record.host))
     if not args.source:
         raise InputError("give --from HOST (the host the VM runs on), or --instance UUID")
-    source = _host(args, args.source)
+    source = _host(store, args.source)
     if not given:
         return passthrough_vm(source)
     return defined_vm(definition_arg(args.model, args.definition), source)
@@ -82,11 +82,10 @@ def _store(args: argparse.Namespace):  # -> HostStore | None
     return open_store(url) if url else None
 
 
-def _host(args: argparse.Namespace, name: str):  # -> HostSnapshot
+def _host(store, name: str):  # -> HostSnapshot (from ``store``, else a file or sample name)
     from arm_cpu_filter.cli.loaders import snapshot_arg
     from arm_cpu_filter.errors import InputError
 
-    store = _store(args)
     if store is None:
         return snapshot_arg(name)
     snap = store.host_snapshot(name)
