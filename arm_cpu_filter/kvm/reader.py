@@ -75,7 +75,7 @@ def read_snapshot(
         with dev.ScratchVcpu(kvm, chosen, caps) as vm:
             values = _read_registers(vm.vcpu)
             masks = dev.writable_masks(vm.vm) if has_masks else None
-        facts = read_vcpu_facts(kvm, frozenset(chosen), caps)
+            facts = read_vcpu_facts(kvm, frozenset(chosen), caps, full_vcpu=vm.vcpu)  # after the reads above
     finally:
         os.close(kvm)
     if masks is None:

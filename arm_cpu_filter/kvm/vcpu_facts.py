@@ -7,9 +7,11 @@ is what QEMU migrates, and it depends on the features and the kernel.  No guest 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
+from collections.abc import Iterator
 
 from arm_cpu_filter.snapshot.vcpu_facts import IPA_DEFAULT, VcpuFacts, sysreg_spelling
 
@@ -38,19 +40,21 @@ def entry(reg_id: int) -> str:
     return sysreg_spelling(*enc) if enc else f"0x{reg_id:016x}"
 
 
-def read_vcpu_facts(kvm_fd: int, offered: frozenset[str], caps: list[int]) -> VcpuFacts:
-    """The facts of this host's KVM for VMs created with ``caps`` enabled (as the snapshot's VM)."""
+def read_vcpu_facts(kvm_fd: int, offered: frozenset[str], caps: list[int], full_vcpu: int | None = None) -> VcpuFacts:
+    """The facts of this host's KVM for VMs created with ``caps`` enabled (as the snapshot's VM).
+    ``full_vcpu``: the caller's scratch vCPU with every feature in ``offered`` (the snapshot's
+    own), used instead of creating one more VM; this may lower its PMCR_EL0.N."""
     lists: dict[frozenset[str], frozenset[str]] = {}
     vls: list[int] = []
     pmu_counters: int | None = None
     pmu_writable = False
     for features in feature_sets(offered):
-        with dev.ScratchVcpu(kvm_fd, sorted(features), caps) as vm:
-            lists[features] = frozenset(entry(r) for r in dev.reg_list(vm.vcpu))
+        with _vcpu(kvm_fd, features, caps, full_vcpu if features == offered else None) as vcpu:
+            lists[features] = frozenset(entry(r) for r in dev.reg_list(vcpu))
             if "sve" in features and not vls:
-                vls = dev.get_sve_vls(vm.vcpu)
+                vls = dev.get_sve_vls(vcpu)
             if "pmu-v3" in features and pmu_counters is None:
-                pmu_counters, pmu_writable = _pmu_counters(vm.vcpu)
+                pmu_counters, pmu_writable = _pmu_counters(vcpu)
     ipa = dev.check_extension(kvm_fd, k.CAP_ARM_VM_IPA_SIZE)
     return VcpuFacts(
         default_features=frozenset(offered),  # QEMU's -cpu host turns on every feature KVM offers
@@ -61,6 +65,16 @@ def read_vcpu_facts(kvm_fd: int, offered: frozenset[str], caps: list[int]) -> Vc
         pmu_counters_writable=pmu_writable,
         page_size=os.sysconf("SC_PAGE_SIZE"),
     )
+
+
+@contextlib.contextmanager
+def _vcpu(kvm_fd: int, features: frozenset[str], caps: list[int], existing: int | None) -> Iterator[int]:
+    """``existing`` when given, else a scratch vCPU with ``features`` (closed on exit)."""
+    if existing is not None:
+        yield existing
+        return
+    with dev.ScratchVcpu(kvm_fd, sorted(features), caps) as vm:
+        yield vm.vcpu
 
 
 def _pmu_counters(vcpu_fd: int) -> tuple[int, bool]:
