@@ -1,4 +1,5 @@
-"""``supported(host)``: for every property, the values this host's KVM accepts."""
+"""``supported(host)``: for every property, and every composite of the named models (sve,
+pauth, pmu, aarch32: a flavor sets them like properties), the values this host's KVM accepts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from itertools import product
 from typing import Any
 
 from arm_cpu_filter.engine.check import supported_raws
-from arm_cpu_filter.engine.hostview import GENERIC, IMPL_ID, host_view
-from arm_cpu_filter.properties import IDENT, properties
+from arm_cpu_filter.engine.hostview import GENERIC, IMPL_ID, HostView, host_view
+from arm_cpu_filter.models.realization import composite_values
+from arm_cpu_filter.models.registry import capped_composites
+from arm_cpu_filter.properties import BOOL, IDENT, properties
 from arm_cpu_filter.snapshot import HostSnapshot
+from arm_cpu_filter.table import load_table
 
 
 def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -39,4 +43,22 @@ def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dic
             "writable": any(rv.kind == GENERIC and f in rv.checked for f, rv in zip(prop.fields, rvs)),  # type: ignore[union-attr]
             "supported": [prop.format(c) for c in combos],
         }
+    out.update(_composites(view))
+    return out
+
+
+def _composites(view: HostView) -> dict[str, dict[str, Any]]:
+    """Each composite as a bool: ``off`` always fits (a vCPU without the feature; a capped
+    composite when the host accepts its fields at the cap), ``on`` when the host has it."""
+    limits = {name: rv.limit for name, rv in view.registers.items()}
+    values = composite_values(limits, view.features)
+    out: dict[str, dict[str, Any]] = {}
+    for comp, value in values.items():
+        off = True
+        capped = capped_composites().get(comp)
+        for f in [load_table().field(q) for q in capped.fields] if capped else ():
+            rv = view.registers.get(f.register)
+            off = off and rv is not None and min(f.extract(rv.limit), capped.cap) in supported_raws(f, rv, view)
+        accepted = (["off"] if off else []) + (["on"] if value == "on" else [])
+        out[comp] = {"type": BOOL, "value": value, "writable": len(accepted) > 1, "supported": accepted}
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from arm_cpu_filter.engine import Blocker, check, fix, supported
+from arm_cpu_filter.models.realization import composite_values
 from arm_cpu_filter.properties import BOOL, ENUM, FRACTION, properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
@@ -189,10 +190,11 @@ def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = No
     props: dict[str, dict[str, Any]] = {}
     features: list[tuple[str, str]] = []
     chosen = models[best[1]] if best else None
+    composites = composite_values(chosen.registers, chosen.vcpu_features) if chosen is not None else {}
     for name, info in host_props.items():
         entry = dict(info)
         if chosen is not None:
-            entry["model"] = properties().get(name).read(chosen.registers)
+            entry["model"] = composites[name] if name in composites else properties().get(name).read(chosen.registers)
         props[name] = entry
     if chosen is not None:
         features = _feature_delta(chosen, host_props)

@@ -2,7 +2,8 @@
 
 Every register starts at the table default ("not implemented"); the parent chain is applied
 root first, then the user's overrides; CLIDR_EL1 is derived from CTR_EL0 the way KVM does;
-composites (sve/pauth/pmu) switch their field groups and vCPU features.  Nothing from a host
+composites (sve/pauth/pmu) switch their field groups and vCPU features, ``aarch32`` caps the
+exception levels at AArch64-only.  Nothing from a host
 is read, so a field added to the table later keeps its default and changes no model.
 
 Not emitted: registers KVM cannot set (DCZID_EL0: the guest reads the hardware), MPIDR (per
@@ -19,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from arm_cpu_filter.errors import InputError
-from arm_cpu_filter.models.registry import Model, Setting, chain, composite_spec, parse_setting
+from arm_cpu_filter.models.registry import Model, Setting, capped_composites, chain, composite_spec, parse_setting
 from arm_cpu_filter.snapshot import CpuDefinition, has_aarch32_el0
 from arm_cpu_filter.table import Field, RegisterTable, load_table, vcpu_features
 
@@ -46,7 +47,10 @@ def composite_masks() -> dict[str, dict[str, int]]:
     """Composite -> register -> mask of the fields it gates (from the table's vCPU features)."""
     feats = vcpu_features()
     out: dict[str, dict[str, int]] = {}
+    capped = capped_composites()
     for comp, names in composite_spec()[1].items():
+        if comp in capped:
+            continue
         masks: dict[str, int] = {}
         for n in names:
             for reg, mask in feats[n].hides.items():
@@ -144,6 +148,27 @@ def _gated(s: Setting, masks: dict[str, int]) -> bool:
     return any(masks.get(f.register, 0) & f.mask for f in s.prop.fields)
 
 
+def _apply_capped(name: str, regs: dict[str, int], comps: Mapping[str, str], user: list[Setting],
+                  table: RegisterTable) -> None:
+    """Capped composites (``aarch32``): ``off`` lowers each listed field above the cap to it."""
+    for comp, capped in capped_composites().items():
+        fields = [table.field(q) for q in capped.fields]
+        present = any(f.extract(regs.get(f.register, 0)) > capped.cap for f in fields)
+        value = comps.get(comp, "on" if present else "off")
+        if value == "on":
+            if not present:
+                raise InputError(f"CPU model {name}: {comp}=on is not applicable: the model does not implement "
+                                 f"{comp} (none of {', '.join(capped.fields)} is above {capped.cap})")
+            continue
+        for s in user:
+            for f, raw in zip(s.prop.fields, s.raws):
+                if f.qualname in capped.fields and raw > capped.cap:
+                    raise InputError(f"CPU model {name}: {s.name}={s.value} needs {comp}=on")
+        for f in fields:
+            if f.extract(regs.get(f.register, 0)) > capped.cap:
+                regs[f.register] = f.insert(regs[f.register], capped.cap)
+
+
 def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
                   models: dict[str, Model] | None = None, table: RegisterTable | None = None) -> CpuDefinition:
     """Realize model ``name`` with ``overrides`` (property -> value text)."""
@@ -164,6 +189,7 @@ def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
     for s in b.clidr + tuple(s for s in user if any(f.register == "CLIDR_EL1" for f in s.prop.fields)):
         _apply(regs, s)
 
+    _apply_capped(name, regs, comps, user, table)
     always, spec = composite_spec()
     features = set(always)
     for comp, masks in composite_masks().items():
@@ -187,7 +213,7 @@ def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
     for s in user:
         for f in s.prop.fields:
             if f.register not in out:
-                why = "the model has no AArch32 EL0 (set feat_EL0=aarch32 first)" if not aarch32 else "not emitted"
+                why = "the model has no AArch32 EL0: aarch32=off, or feat_EL0 below aarch32" if not aarch32 else "not emitted"
                 raise InputError(f"CPU model {name}: {s.name} does not apply: {f.register} is not part of "
                                  f"the model ({why})")
     canon = ",".join([name] + [f"{k}={v}" for k, v in (overrides or {}).items()])
@@ -208,4 +234,21 @@ def fields_of(regs: Mapping[str, int], table: RegisterTable | None = None) -> di
         f: Field
         for f in reg.fields:
             out[f.qualname] = f.extract(value)
+    return out
+
+
+def composite_values(registers: Mapping[str, int], features: frozenset[str] | set[str],
+                     table: RegisterTable | None = None) -> dict[str, str]:
+    """Composite -> "on"/"off" as a CPU (a definition or a host) has it: a vCPU-feature composite
+    is on when every feature it switches is used; a capped one when a field is above its cap."""
+    table = table or load_table()
+    capped = capped_composites()
+    out = {}
+    for comp, feats in composite_spec()[1].items():
+        if comp in capped:
+            c = capped[comp]
+            on = any(table.field(q).extract(registers.get(table.field(q).register, 0)) > c.cap for q in c.fields)
+        else:
+            on = set(feats) <= set(features)
+        out[comp] = "on" if on else "off"
     return out

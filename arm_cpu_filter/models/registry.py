@@ -26,17 +26,36 @@ ON_OFF = ("on", "off")
 
 
 @cache
+def _composites_data() -> dict:
+    return tomllib.loads(Path(__file__).with_name("composites.toml").read_text())
+
+
+@cache
 def composite_spec() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """(features every model VM uses, composite name -> the vCPU features it switches)."""
-    data = tomllib.loads(Path(__file__).with_name("composites.toml").read_text())
+    data = _composites_data()
     return tuple(data["always"]), {k: tuple(v) for k, v in data["composites"].items()}
+
+
+@dataclass(frozen=True)
+class Capped:
+    """A composite over exception-level fields (``aarch32``): ``off`` lowers each to ``cap``."""
+
+    fields: tuple[str, ...]  # REG.Field qualnames
+    cap: int
+
+
+@cache
+def capped_composites() -> dict[str, Capped]:
+    """Composite name -> its capped fields, for the composites that switch no vCPU feature."""
+    return {k: Capped(tuple(v["fields"]), int(v["cap"])) for k, v in _composites_data().get("capped", {}).items()}
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One ``property = value`` line of a model file (or a user override), parsed."""
 
-    prop: Property | None  # None: a composite (sve/pauth/pmu)
+    prop: Property | None  # None: a composite (sve/pauth/pmu/aarch32)
     name: str
     value: str
     raws: tuple[int, ...] = ()

@@ -8,7 +8,8 @@ from nova import exception
 from nova.api.validation.extra_specs import base
 
 from arm_cpu_filter.errors import ArmCpuFilterError
-from arm_cpu_filter.models import catalog
+from arm_cpu_filter.models import catalog, composite_spec
+from arm_cpu_filter.models.registry import parse_setting
 from arm_cpu_filter.properties import properties
 from arm_cpu_filter.scheduler.request import MODES, NAMESPACE
 
@@ -18,14 +19,16 @@ def _model_names() -> list[str]:
 
 
 class PropertyValidator(base.ExtraSpecValidator):
-    """``arm_cpu:<property>``: the property must exist and the value must parse."""
+    """``arm_cpu:<property>``: the property (or model composite) must exist and the value must parse."""
 
     def validate(self, name: str, value: str) -> None:
         super().validate(name, value)
         prop_name = name.split(":", 1)[1]
         try:
-            prop = properties().get(prop_name)
-            prop.parse(value)
+            if prop_name in composite_spec()[1]:  # sve, pauth, pmu, aarch32: on/off
+                parse_setting(prop_name, value, "composite")
+            else:
+                properties().get(prop_name).parse(value)
         except ArmCpuFilterError as exc:
             raise exception.ValidationError(f"Validation failed; {name}={value}: {exc}") from None
         if "," in value or "=" in value:
@@ -49,7 +52,8 @@ def register() -> list[base.ExtraSpecValidator]:
         PropertyValidator(
             name=f"{NAMESPACE}:{{property}}",
             description="Override one property of the named model (arm_cpu:feat_AES=off, "
-            "arm_cpu:hw_prop_DIC=off, arm_cpu:SYSREG_ID_AA64ISAR0_EL1_AES=0).",
+            "arm_cpu:hw_prop_DIC=off, arm_cpu:SYSREG_ID_AA64ISAR0_EL1_AES=0) or switch a composite "
+            "(arm_cpu:aarch32=off, arm_cpu:sve=off).",
             value={"type": str, "description": "a value the property accepts"},
             parameters=[{"name": "property", "pattern": r"[A-Za-z][A-Za-z0-9_]*",
                          "description": "a property name (`arm-cpu-filter fields`)"}],

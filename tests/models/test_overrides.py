@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from arm_cpu_filter.engine import check, supported
 from arm_cpu_filter.errors import InputError, UnknownNameError
 from arm_cpu_filter.models import realize, realize_model
 from arm_cpu_filter.models.realization import fields_of
+from arm_cpu_filter.samples import sample_host
+from arm_cpu_filter.table import load_table
 
 
 def changed(a, b):
@@ -74,3 +77,62 @@ def test_aarch32_override_applies_once_el0_has_aarch32():
     assert d.registers["ID_ISAR5_EL1"] >> 4 & 0xF == 0
     no32 = realize("graviton3-v1,feat_EL0=aarch64")
     assert "ID_ISAR5_EL1" not in no32.registers and "ID_PFR0_EL1" not in no32.registers
+
+
+# ---- aarch32: one switch for AArch32 at every exception level -------------------------------------
+
+def _levels(spec: str) -> tuple[int, ...]:
+    pfr0 = realize(spec).registers["ID_AA64PFR0_EL1"]
+    return tuple(pfr0 >> shift & 0xF for shift in (0, 4, 8, 12))  # EL0, EL1, EL2, EL3
+
+
+def test_aarch32_off_caps_every_level_at_aarch64_and_drops_the_aarch32_registers():
+    assert _levels("cortex-a72-v1") == (2, 2, 0, 0)
+    assert _levels("cortex-a72-v1,aarch32=off") == (1, 1, 0, 0)
+    assert _levels("graviton3-v1") == (2, 1, 0, 0)
+    on, off = realize("graviton3-v1"), realize("graviton3-v1,aarch32=off")
+    assert (len(on.registers), len(off.registers)) == (47, 25)
+    changed = {r for r in on.registers if on.registers[r] != off.registers.get(r)}
+    assert changed - {"ID_AA64PFR0_EL1"} == {r for r in on.registers if load_table().register(r).aarch32}
+    assert off.registers["ID_AA64PFR0_EL1"] == on.registers["ID_AA64PFR0_EL1"] & ~0xF | 1
+    assert off.vcpu_features == on.vcpu_features
+    # a model without AArch32 is unchanged by aarch32=off (its default)
+    assert realize("graviton4-v1,aarch32=off").registers == realize("graviton4-v1").registers
+
+
+@pytest.mark.parametrize("spec, text", [
+    ("graviton4-v1,aarch32=on", "aarch32=on is not applicable: the model does not implement aarch32"),
+    ("graviton3-v1,aarch32=off,feat_EL0=aarch32", "feat_EL0=aarch32 needs aarch32=on"),
+    ("graviton3-v1,aarch32=off,feat_AA32_AES=off", "the model has no AArch32 EL0: aarch32=off"),
+    ("graviton3-v1,aarch32=maybe", "invalid value 'maybe' for aarch32 (valid: on, off)"),
+])
+def test_aarch32_errors_name_the_conflict(spec, text):
+    with pytest.raises(InputError) as exc:
+        realize(spec)
+    assert text in str(exc.value)
+
+
+def test_aarch32_off_moves_graviton3_v1_to_graviton4_without_aarch32_blockers():
+    g4 = sample_host("graviton4")
+    before = check(realize("graviton3-v1"), g4).blockers
+    after = check(realize("graviton3-v1,aarch32=off"), g4).blockers
+    assert sum(load_table().register(b.register).aarch32 for b in before) == 92
+    assert sorted((b.register, b.field) for b in after) == [
+        ("ID_AA64ISAR0_EL1", "SM3"), ("ID_AA64ISAR0_EL1", "SM4"), ("ID_AA64ISAR1_EL1", "APA"),
+        ("ID_AA64MMFR0_EL1", "TGRAN16_2"), ("ID_AA64MMFR0_EL1", "TGRAN4_2"), ("ID_AA64MMFR0_EL1", "TGRAN64_2"),
+        ("ID_AA64MMFR2_EL1", "NV"), ("ID_AA64ZFR0_EL1", None), ("MIDR_EL1", "PartNum"), ("MIDR_EL1", "Variant"),
+        ("REVIDR_EL1", None),
+    ]  # the rest: another core (MIDR), SM3/SM4, QARMA level, TGRAN*_2, NV on 6.12, G4's unknown ZFR0
+
+
+def test_supported_lists_the_composites():
+    got = {name: {h: (s[name]["value"], s[name]["supported"]) for h, s in
+                  ((h, supported(sample_host(h))) for h in ("graviton4", "graviton3", "graviton3-6.1", "cortex-a72"))}
+           for name in ("aarch32", "sve", "pmu")}
+    assert got["aarch32"] == {"graviton4": ("off", ["off"]), "graviton3": ("on", ["off", "on"]),
+                              "graviton3-6.1": ("on", ["on"]),  # no writable masks: EL0 cannot be lowered
+                              "cortex-a72": ("on", ["off", "on"])}
+    assert got["sve"] == {"graviton4": ("on", ["off", "on"]), "graviton3": ("on", ["off", "on"]),
+                          "graviton3-6.1": ("off", ["off"]), "cortex-a72": ("off", ["off"])}
+    assert got["pmu"]["cortex-a72"] == ("on", ["off", "on"])
+    assert supported(sample_host("graviton4"))["aarch32"]["type"] == "bool"

@@ -21,6 +21,8 @@ from arm_cpu_filter.scheduler.request import CpuSpec  # noqa: E402
     ("arm_cpu:feat_AES", "pmull"),
     ("arm_cpu:hw_prop_DIC", "off"),
     ("arm_cpu:SYSREG_ID_AA64ISAR0_EL1_AES", "1"),
+    ("arm_cpu:aarch32", "off"),
+    ("arm_cpu:sve", "on"),
 ])
 def test_valid_specs_pass_novas_validators(name, value):
     validators.validate(name, value)
@@ -32,6 +34,7 @@ def test_valid_specs_pass_novas_validators(name, value):
     ("arm_cpu:feat_AES", "sha3", "invalid value 'sha3'"),
     ("arm_cpu:feat_AESX", "on", "unknown property 'feat_AESX'"),
     ("arm_cpu:hw_prop_DIC", "off,feat_AES=off", "invalid value"),
+    ("arm_cpu:aarch32", "no", r"invalid value 'no' for aarch32 \(valid: on, off\)"),
 ])
 def test_typos_are_rejected_by_novas_validators(name, value, message):
     with pytest.raises(exception.ValidationError, match=message):
@@ -50,6 +53,7 @@ def test_our_namespace_is_registered():
     ({"arm_cpu:model": "grace-v1"}, "custom", "grace-v1"),
     ({"arm_cpu:model": "grace-v1", "arm_cpu:mode": "custom", "arm_cpu:feat_SM4": "off", "arm_cpu:feat_AES": "aes"},
      "custom", "grace-v1,feat_AES=aes,feat_SM4=off"),
+    ({"arm_cpu:model": "graviton3-v1", "arm_cpu:aarch32": "off"}, "custom", "graviton3-v1,aarch32=off"),
 ])
 def test_cpu_spec_from_extra_specs(specs, mode, model):
     spec = CpuSpec.from_extra_specs(specs)
