@@ -2,8 +2,9 @@
 
 Works at the model's level, so the answer uses the names people write in a flavor: a blocked
 gated field KVM does not let userspace write (pointer auth, PFR0.SVE) or a vCPU feature the host
-lacks turns its composite off; AArch32 ID registers of a host without AArch32 EL0 become
-``feat_EL0=aarch64`` (the model then carries no AArch32 registers); any other blocked field
+lacks turns its composite off; AArch32 ID registers of a host without AArch32 EL0, or an
+exception level above the host's AArch64-only, become ``aarch32=off`` (the model then carries
+no AArch32 registers); any other blocked field
 takes the highest value the host accepts below the model's, under its property name.  Each
 candidate set is verified by realizing and checking; a usable set is then pruned until no
 override can be dropped (minimal, not necessarily the fewest possible).
@@ -21,7 +22,7 @@ from arm_cpu_filter.engine.fix import nearest_accepted
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, host_view
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.models.realization import composite_masks, parse_spec, realize_model
-from arm_cpu_filter.models.registry import composite_spec
+from arm_cpu_filter.models.registry import capped_composites, composite_spec
 from arm_cpu_filter.properties import properties, raw_name
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
@@ -37,6 +38,11 @@ def _composite_of(register: str, field: str | None, feature: str | None = None) 
         return None
     mask = load_table().register(register).field(field).mask
     return next((c for c, regs in composite_masks().items() if regs.get(register, 0) & mask), None)
+
+
+def _capped_of(qualname: str) -> str | None:
+    """The capped composite (``aarch32``) that switches field ``qualname``, if any."""
+    return next((c for c, capped in capped_composites().items() if qualname in capped.fields), None)
 
 
 def _candidates(definition: CpuDefinition, host: HostSnapshot, verdict: CheckResult) -> dict[str, str] | None:
@@ -55,10 +61,13 @@ def _candidates(definition: CpuDefinition, host: HostSnapshot, verdict: CheckRes
         rv = view.registers.get(b.register)
         if rv is None or b.field is None or rv.register is None:
             return None
-        if rv.kind == AARCH32_RAZ:
-            out["feat_EL0"] = "aarch64"
-            continue
         f = rv.register.field(b.field)
+        capped = _capped_of(f.qualname)
+        if capped is not None and capped_composites()[capped].cap not in supported_raws(f, rv, view):
+            capped = None  # the cap does not fit either: the generic way below
+        if rv.kind == AARCH32_RAZ or capped is not None:
+            out[capped or "aarch32"] = "off"  # the host has no AArch32 (a level above AArch64-only)
+            continue
         comp = _composite_of(b.register, b.field)
         if comp is not None and f not in rv.checked:
             out[comp] = "off"  # a gated field KVM does not let userspace change

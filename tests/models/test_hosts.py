@@ -120,12 +120,12 @@ def test_graviton3_to_graviton4_needs_sm3_sm4_off_and_no_aarch32_el0():
     spec, overrides = model_fix.spec, model_fix.changes
     assert model_fix.usable and check(realize(spec), H.graviton4()).usable
     assert overrides["feat_SM3"] == "off" and overrides["feat_SM4"] == "off"
-    assert overrides["feat_EL0"] == "aarch64"
+    assert overrides["aarch32"] == "off"
     # the rest: pointer auth QARMA5 level 3 vs 5 (not writable), TGRAN*_2 0 vs 2 (7.3: only the
     # host's value or 1), SVE BF16/I8MM above Graviton4's SVE2-only ZFR0 (inferred, see hosts.py)
-    assert set(overrides) == {"feat_SM3", "feat_SM4", "feat_EL0", "pauth", "hw_prop_TGRAN4_2", "hw_prop_TGRAN16_2",
+    assert set(overrides) == {"feat_SM3", "feat_SM4", "aarch32", "pauth", "hw_prop_TGRAN4_2", "hw_prop_TGRAN16_2",
                               "hw_prop_TGRAN64_2", "feat_SVE_I8MM", "feat_SVE_BF16"}
-    for name in ("feat_SM3", "feat_EL0", "pauth", "hw_prop_TGRAN4_2"):  # minimal: none can be dropped
+    for name in ("feat_SM3", "aarch32", "pauth", "hw_prop_TGRAN4_2"):  # minimal: none can be dropped
         fewer = ",".join(p for p in spec.split(",") if not p.startswith(name + "="))
         assert not check(realize(fewer), H.graviton4()).usable
 
@@ -136,7 +136,7 @@ def test_neoverse_v1_on_grace_after_turning_off_tgran2_and_pauth():
     assert model_fix.usable and check(realize(model_fix.spec), H.grace()).usable
     assert overrides["pauth"] == "off"
     assert {overrides[f"hw_prop_TGRAN{g}_2"] for g in (4, 16, 64)} == {"off"}
-    assert overrides["feat_EL0"] == "aarch64"  # V1 has AArch32 EL0, Neoverse V2 does not
+    assert overrides["aarch32"] == "off"  # V1 has AArch32 EL0, Neoverse V2 does not
 
 
 def test_grace_on_graviton3_has_no_fix_on_real_kernels():
