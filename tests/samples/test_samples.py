@@ -23,8 +23,8 @@ from tools import inputs
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "tests" / "fixtures" / "lab"
 
-NAMES = {"a64fx", "altra", "altra-7.3", "cortex-a72", "grace", "graviton2", "graviton2-7.3", "graviton3",
-         "graviton3-6.1", "graviton4", "neoverse-n1", "neoverse-v1"}
+NAMES = {"a64fx", "altra", "altra-7.3", "cortex-a72", "cortex-a76", "grace", "graviton2", "graviton2-7.3", "graviton3",
+         "graviton3-6.1", "graviton3-7.3", "graviton4", "graviton4-7.3", "neoverse-n1", "neoverse-n2-7.3", "neoverse-v1"}
 
 
 def blockers(defn_host: str, host: str) -> set[tuple[str, str | None]]:
