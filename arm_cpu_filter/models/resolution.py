@@ -3,7 +3,7 @@ it (or ``default`` for the table's not-implemented value, ``kvm`` for values KVM
 
 from __future__ import annotations
 
-from arm_cpu_filter.models.realization import base, realize_model
+from arm_cpu_filter.models.realization import base, composite_values, realize_model
 from arm_cpu_filter.models.registry import chain, composite_spec
 from arm_cpu_filter.properties import RAW, properties
 
@@ -14,10 +14,10 @@ def resolve(name: str) -> list[dict[str, str]]:
     models = {m.name: m for m in chain(name)}
     b = base(name)
     rows = []
+    values = composite_values(definition.registers, definition.vcpu_features)
     for comp in composite_spec()[1]:
         value, by = b.composites.get(comp, (None, None))
-        on = any(f in definition.vcpu_features for f in composite_spec()[1][comp])
-        rows.append({"property": comp, "value": "on" if on else "off", "set_by": by or "default",
+        rows.append({"property": comp, "value": values[comp], "set_by": by or "default",
                      "source": models[by].source_text(comp) if by else "on iff the model has the fields"})
     for prop in properties():
         if prop.kind == RAW or any(f.register not in definition.registers for f in prop.fields):

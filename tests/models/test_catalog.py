@@ -79,6 +79,9 @@ def test_resolve_names_the_model_that_set_each_property():
     assert rows["hw_prop_LoC"]["set_by"] == "kvm"
     assert rows["feat_SME"]["set_by"] == "default"
     assert rows["sve"]["value"] == "on" and "Firecracker" in rows["feat_AES"]["source"]
+    assert rows["aarch32"] == {"property": "aarch32", "value": "on", "set_by": "default",
+                               "source": "on iff the model has the fields"}
+    assert {r["property"]: r["value"] for r in resolve("graviton4-v1")}["aarch32"] == "off"
 
 
 def _write(tmp_path, name, body):

@@ -20,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # loaded on use: building the parser imports every command module, so start-up stays small
-    from arm_cpu_filter.models import chain, get_model, resolve
+    from arm_cpu_filter.models import chain, composite_spec, get_model, resolve
 
     model = get_model(args.model)
     rows = resolve(model.name)
     if not args.all:
-        rows = [r for r in rows if r["set_by"] != "default" or r["property"] in ("sve", "pauth", "pmu")]
+        rows = [r for r in rows if r["set_by"] != "default" or r["property"] in composite_spec()[1]]
     if args.format == "json":
         emit_json({"name": model.name, "parent": model.parent, "vendor": model.vendor,
                    "description": model.description, "chain": [m.name for m in chain(model.name)],
