@@ -109,3 +109,12 @@ def test_matrix_checks_extra_specs_on_a_pool(capsys):
         ["cpu#1", "-", "yes", "yes", "no(3)"]]
     data = json.loads(_run(capsys, "matrix", "--no-models", "--host", "altra-7.3", "--cpu", GENERIC, "--format", "json"))
     assert data[GENERIC]["altra-7.3"]["usable"] is True
+
+
+def test_domcapabilities_list_aarch32_with_the_properties(capsys):
+    out = _run(capsys, "domcapabilities", "--host", "graviton4")
+    assert '<acf:property name="aarch32" type="bool" value="off" writable="no" supports="off"/>' in out
+    out = _run(capsys, "domcapabilities", "--host", "graviton3-7.3")
+    line = next(x.strip() for x in out.splitlines() if 'name="aarch32"' in x and "acf:property" in x)
+    assert line == ('<acf:property name="aarch32" type="bool" value="on" model="on" writable="yes" '
+                    'supports="off,on"/>')
