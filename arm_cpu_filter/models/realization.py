@@ -197,6 +197,13 @@ def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
     return CpuDefinition(out, frozenset(features), name=canon, provenance=provenance)
 
 
+def is_abstract(definition: CpuDefinition) -> bool:
+    """Whether a realized model is no CPU at all: its chain never names an implementer
+    (MIDR_EL1.Implementer stays 0), as for kvm-base and the architecture levels, which exist to be
+    parents of real cores and SoCs."""
+    return load_table().field("MIDR_EL1.Implementer").extract(definition.registers.get("MIDR_EL1", 0)) == 0
+
+
 def fields_of(regs: Mapping[str, int], table: RegisterTable | None = None) -> dict[str, int]:
     """Register values -> {"REG.FIELD": raw} (for diffs and golden files)."""
     table = table or load_table()
