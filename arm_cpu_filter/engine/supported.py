@@ -1,4 +1,6 @@
-"""``supported(host)``: for every property, the values this host's KVM accepts."""
+"""``supported(host)``: for every property, the values this host's KVM accepts: every field
+``check`` takes a value for (CLIDR_EL1's included) and the composites (``sve``, ``pauth``,
+``pmu``: on only where the host's KVM offers the vCPU features they switch)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,14 @@ from itertools import product
 from typing import Any
 
 from arm_cpu_filter.engine.check import supported_raws
-from arm_cpu_filter.engine.hostview import GENERIC, IMPL_ID, host_view
+from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, RegisterView, host_view
+from arm_cpu_filter.models import composite_spec
 from arm_cpu_filter.properties import IDENT, properties
 from arm_cpu_filter.snapshot import HostSnapshot
+from arm_cpu_filter.table import Field
+
+#: The type ``supported`` gives a composite (an on/off switch over fields and vCPU features).
+COMPOSITE = "composite"
 
 
 def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -36,7 +43,20 @@ def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dic
         out[prop.name] = {
             "type": prop.kind,
             "value": prop.format(current),
-            "writable": any(rv.kind == GENERIC and f in rv.checked for f, rv in zip(prop.fields, rvs)),  # type: ignore[union-attr]
+            "writable": any(_writable(f, rv) for f, rv in zip(prop.fields, rvs)),  # type: ignore[arg-type]
             "supported": [prop.format(c) for c in combos],
         }
+    offered = host.vcpu_features if features is None else features & host.vcpu_features
+    for name, needs in composite_spec()[1].items():
+        on = set(needs) <= offered
+        out[name] = {"type": COMPOSITE, "value": "on" if on else "off", "writable": on,
+                     "supported": ["off", "on"] if on else ["off"]}
     return out
+
+
+def _writable(f: Field, rv: RegisterView) -> bool:
+    """Whether a VM may see field ``f`` differ from the host (KVM checks it by policy, or lets the
+    VMM write CLIDR_EL1 there)."""
+    if rv.kind == CLIDR:
+        return f.mask & rv.writable == f.mask
+    return rv.kind == GENERIC and f in rv.checked

@@ -17,7 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from arm_cpu_filter.engine import Blocker, check, fix, supported
+from arm_cpu_filter.engine import Blocker, check, fix, fix_model, supported
+from arm_cpu_filter.engine.supported import COMPOSITE
+from arm_cpu_filter.models import catalog, composite_spec, is_abstract, realize
 from arm_cpu_filter.properties import BOOL, ENUM, FRACTION, properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import load_table
@@ -134,8 +136,6 @@ MODES = ("host-passthrough", "maximum", "host-model", "custom")
 
 def catalog_definitions() -> tuple[dict[str, CpuDefinition], dict[str, str]]:
     """Every catalog model realized (catalog order), and the vendor each model file declares."""
-    from arm_cpu_filter.models import catalog, realize
-
     models = catalog()
     return {name: realize(name) for name in models}, {name: m.vendor for name, m in models.items()}
 
@@ -170,10 +170,15 @@ def _feature_delta(definition: CpuDefinition, props: Mapping[str, Mapping[str, A
     return out
 
 
+def _model_value(name: str, info: Mapping[str, Any], definition: CpuDefinition) -> str:
+    """A definition's value of one ``supported`` entry: a property's, or a composite's on/off."""
+    if info["type"] == COMPOSITE:
+        return "on" if set(composite_spec()[1][name]) <= definition.vcpu_features else "off"
+    return properties().get(name).read(definition.registers)
+
+
 def _model_fix(name: str, host: HostSnapshot) -> dict[str, str] | None:
     """A catalog model's fix as overrides its realization accepts (``engine.fix_model``)."""
-    from arm_cpu_filter.engine import fix_model
-
     model_fix = fix_model(name, host)
     return model_fix.overrides if model_fix.usable else None
 
@@ -188,8 +193,6 @@ def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = No
     theirs from ``engine.fix_model``, overrides that realize; other definitions from the
     engine's register-level ``fix``).
     ``vendors``: a model's declared vendor, used when its MIDR implementer is not a known one."""
-    from arm_cpu_filter.models import is_abstract
-
     from_catalog = models is None
     if models is None:
         models, vendors = catalog_definitions()
@@ -217,7 +220,7 @@ def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = No
         for name, info in host_props.items():
             entry = dict(info)
             if chosen is not None:
-                entry["model"] = properties().get(name).read(chosen.registers)
+                entry["model"] = _model_value(name, info, chosen)
             props[name] = entry
     if chosen is not None:
         features = _feature_delta(chosen, host_props)
