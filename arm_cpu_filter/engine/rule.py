@@ -11,7 +11,8 @@ drops (the guest would not see the value, so the definition is not realizable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +28,7 @@ from arm_cpu_filter.engine.hostview import (
     host_view,
 )
 from arm_cpu_filter.engine.setters import refusal
-from arm_cpu_filter.properties import properties, raw_name
+from arm_cpu_filter.properties import FRACTION, properties, raw_name
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
 
@@ -239,4 +240,20 @@ def reference_check(definition: CpuDefinition, host: HostSnapshot) -> CheckResul
         if rv is not None and v == rv.limit and rv.kind != CLIDR:
             continue
         blockers.extend(check_register(name, v, view, ctr))
-    return CheckResult(not blockers, tuple(blockers))
+    return CheckResult(not blockers, tuple(_as_fraction(b, regs, view) for b in blockers))
+
+
+def _as_fraction(b: Blocker, regs: Mapping[str, int], view: HostView) -> Blocker:
+    """A blocker on one field of a fractional property (``feat_RAS``: RAS + RAS_frac) says the
+    property's values, ``2.1`` rather than ``2``: requested as the VM would see it, the host's, and
+    the values accepted for this field with the other one at the host's value."""
+    prop = properties().by_name.get(b.property or "")
+    if prop is None or prop.kind != FRACTION:
+        return b
+    limits = {f.register: rv.limit for f in prop.fields if (rv := view.registers.get(f.register)) is not None}
+    host = prop.extract(limits)
+    requested = prop.extract({**limits, **{r: v for r, v in regs.items() if r in limits}})
+    i = next(i for i, f in enumerate(prop.fields) if (f.register, f.name) == (b.register, b.field))
+    rv = view.registers[b.register]
+    accepted = tuple(prop.format(host[:i] + (raw,) + host[i + 1:]) for raw in supported_raws(prop.fields[i], rv, view))
+    return replace(b, requested=prop.format(requested), host=prop.format(host), supported=accepted)

@@ -1,0 +1,43 @@
+"""Outputs a user can read: fractional properties print as fractions in blocker rows, and a
+value KVM could really show is a blocker (exit 1), not an error (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from arm_cpu_filter.engine import check
+from arm_cpu_filter.models import realize
+from arm_cpu_filter.samples import sample_host
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "arm_cpu_filter", *args], capture_output=True, text=True)
+
+
+def test_fractional_blocker_row_prints_the_fraction():
+    out = run("check", "neoverse-v1-v1,feat_CSV2=1.1", "--host", "graviton3")
+    assert out.returncode == 1, out.stderr
+    rows = {line.split()[1]: line.split()[:5] for line in out.stdout.splitlines()[3:] if line.startswith("ID_")}
+    assert rows["CSV2_frac"] == ["ID_AA64PFR1_EL1", "CSV2_frac", "feat_CSV2", "1.1", "1.0"]
+    assert rows["NV"] == ["ID_AA64MMFR2_EL1", "NV", "feat_NV", "0.0", "2.0"]
+    (b,) = [b for b in check(realize("neoverse-v1-v1,feat_CSV2=1.1"), sample_host("graviton3")).blockers
+            if b.field == "CSV2_frac"]
+    assert (b.requested, b.host, b.supported) == ("1.1", "1.0", ("1.0",))
+
+
+def test_fraction_lists_the_values_of_the_blocking_field_with_the_other_at_the_hosts():
+    (b,) = [b for b in check(realize("altra-v1,feat_CSV2=2.0"), sample_host("graviton2")).blockers
+            if b.property == "feat_CSV2"]
+    assert (b.field, b.requested, b.host, b.supported) == ("CSV2", "2.0", "1.0", ("0.0", "1.0"))
+
+
+def test_impossible_but_real_value_is_a_blocker_not_an_error():
+    out = run("check", "grace-v1,feat_NMI=nmi", "--host", "graviton3", "--format", "json")
+    assert out.returncode == 1, out.stderr
+    (b,) = [b for b in json.loads(out.stdout)["blockers"] if b["property"] == "feat_NMI"]
+    assert (b["register"], b["field"], b["requested"], b["host"], b["supported"]) == (
+        "ID_AA64PFR1_EL1", "NMI", "nmi", "off", ["off"])
+    out = run("check", "grace-v1,feat_NMI=5", "--host", "graviton3")  # 5 is no NMI value at all
+    assert out.returncode == 2 and "5 is no value of ID_AA64PFR1_EL1.NMI" in out.stderr
