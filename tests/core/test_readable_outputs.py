@@ -41,3 +41,30 @@ def test_impossible_but_real_value_is_a_blocker_not_an_error():
         "ID_AA64PFR1_EL1", "NMI", "nmi", "off", ["off"])
     out = run("check", "grace-v1,feat_NMI=5", "--host", "graviton3")  # 5 is no NMI value at all
     assert out.returncode == 2 and "5 is no value of ID_AA64PFR1_EL1.NMI" in out.stderr
+
+
+def test_every_value_name_fields_shows_is_accepted_by_its_property():
+    from arm_cpu_filter.properties import FRACTION, properties
+
+    out = run("fields")
+    assert out.returncode == 0, out.stderr
+    checked = 0
+    for line in out.stdout.splitlines()[2:]:
+        cols = line.split()
+        register, field, prop_name, values = cols[0], cols[1], cols[-2], cols[-1]
+        if prop_name == "-" or "=" not in values:
+            continue
+        prop = properties().get(prop_name)
+        position = [(f.register, f.name) for f in prop.fields].index((register, field))
+        if prop.kind == FRACTION and position == 1:
+            continue  # a fraction's minor field (CSV2_frac): the property takes "major.minor"
+        for item in values.split(","):
+            raw, _, name = item.partition("=")
+            expected = (int(raw), 0) if prop.kind == FRACTION else (int(raw),)
+            assert prop.parse(name) == expected, (prop_name, name)
+            checked += 1
+    assert checked > 900
+    assert properties().get("feat_FP").parse("FP16") == (1,) and properties().get("feat_AES").parse("NI") == (0,)
+    assert properties().get("feat_RAS").parse("V1P1") == (2, 0)
+    assert properties().get("hw_prop_VMIDBits").parse("8") == (8,)  # a number stays a raw number
+    assert "0=8bit,2=16bit" in run("fields", "ID_AA64MMFR1_EL1").stdout
