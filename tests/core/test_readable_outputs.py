@@ -68,3 +68,21 @@ def test_every_value_name_fields_shows_is_accepted_by_its_property():
     assert properties().get("feat_RAS").parse("V1P1") == (2, 0)
     assert properties().get("hw_prop_VMIDBits").parse("8") == (8,)  # a number stays a raw number
     assert "0=8bit,2=16bit" in run("fields", "ID_AA64MMFR1_EL1").stdout
+
+
+def test_expand_help_says_who_can_consume_the_output():
+    out = run("expand", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "No released QEMU or libvirt takes these yet." in text
+    assert 'libvirt 11.3 refuses <model>graviton2-v1</model> on aarch64 ("CPU model graviton2-v1 is not ' \
+           'supported by hypervisor")' in text
+    assert "in the RFC's syntax, for planning" in text
+
+
+def test_qemu_form_carries_only_the_rfcs_options():
+    out = run("expand", "graviton3-v1", "--format", "qemu")
+    assert out.returncode == 0, out.stderr
+    first, *options = out.stdout.strip().split(",")
+    assert first == "host" and options[:3] == ["sve=on", "pauth=on", "pmu=on"]
+    assert all(o.startswith("SYSREG_") and o.partition("=")[2].isdigit() for o in options[3:])
