@@ -86,3 +86,12 @@ def test_qemu_form_carries_only_the_rfcs_options():
     first, *options = out.stdout.strip().split(",")
     assert first == "host" and options[:3] == ["sve=on", "pauth=on", "pmu=on"]
     assert all(o.startswith("SYSREG_") and o.partition("=")[2].isdigit() for o in options[3:])
+
+
+def test_supported_command_lists_clidr_and_composites():
+    out = run("supported", "--host", "graviton3", "--all")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[2:]}
+    assert rows["sve"] == ["composite", "on", "off,on"] and rows["pmu"] == ["composite", "on", "off,on"]
+    assert rows["hw_prop_LoC"] == ["number", "1", "0,1,2,3,4,5,6,7"]
+    assert rows["feat_DoubleLock"] == ["enum", "off", "off"]
