@@ -59,10 +59,10 @@ class Property:
             text = str(text)
         where = f"property {self.name}"
         value = text.strip()
-        architectural = self._architectural_names()
         if self.kind == FRACTION:
             major, _, minor = value.partition(".")
-            if not minor and value.lower() in architectural:  # the major field's name: feat_RAS=V1P1 is 2.0
+            architectural = {} if minor or _INT.match(value) else self._architectural_names()
+            if value.lower() in architectural:  # the major field's name: feat_RAS=V1P1 is 2.0
                 raws = (architectural[value.lower()], 0)
             else:
                 raws = (parse_int(major, where), parse_int(minor or "0", where))
@@ -74,8 +74,8 @@ class Property:
                 raws = (by_name[value.lower()],)
             elif _INT.match(value):
                 raws = (parse_int(value, where),)
-            elif value.lower() in architectural:
-                raws = (architectural[value.lower()],)
+            elif value.lower() in self._architectural_names():
+                raws = (self._architectural_names()[value.lower()],)
             else:
                 choices = ", ".join(self.choices()) or "a number"
                 raise InputError(f"{where}: invalid value {text!r} (valid: {choices})")
