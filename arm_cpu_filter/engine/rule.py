@@ -11,7 +11,8 @@ drops (the guest would not see the value, so the definition is not realizable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +28,7 @@ from arm_cpu_filter.engine.hostview import (
     host_view,
 )
 from arm_cpu_filter.engine.setters import refusal
-from arm_cpu_filter.properties import properties, raw_name
+from arm_cpu_filter.properties import FRACTION, properties, raw_name
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
 from arm_cpu_filter.table import EXACT, HIGHER, HIGHER_OR_ZERO, LOWER, Field, load_table
 
@@ -83,16 +84,29 @@ def field_accepts(f: Field, v: int, lim: int) -> bool:
 
 
 def supported_raws(f: Field, rv: RegisterView, view: HostView) -> list[int]:
-    """Raw values of field ``f`` this host accepts, lowest first (wide fields: host value only)."""
+    """Raw values of field ``f`` this host accepts, lowest first (wide fields: host value only).
+
+    Values the table names no meaning for in an enumerated field (reserved encodings) are left
+    out even where KVM would take them: no real CPU shows them.  The host's own value stays."""
     lim = f.extract(rv.limit)
     if rv.kind == GENERIC and f in rv.checked and f.width <= 8:
         values = [
             v for v in range(f.max + 1) if field_accepts(f, v, lim) and refusal(f, v, view.snapshot) is None
         ]
-        return sorted(values, key=f.ordinal)
-    if rv.kind == IMPL_ID and view.writable_impl_id_regs and f.width <= 8:
-        return list(range(f.max + 1))
-    return [lim]
+    elif rv.kind == CLIDR and view.snapshot.writable_masks is not None and f.width <= 8:
+        ctr = view.snapshot.registers.get("CTR_EL0", 0)
+        values = [v for v in range(f.max + 1) if not (f.insert(rv.limit, v) & ~rv.writable)
+                  and not _clidr_implies_missing_idc(f.insert(rv.limit, v), rv, ctr)]
+    elif rv.kind == IMPL_ID and view.writable_impl_id_regs and f.width <= 8:
+        values = list(range(f.max + 1))
+    else:
+        return [lim]
+    return sorted((v for v in values if v == lim or not _reserved(f, v)), key=f.ordinal)
+
+
+def _reserved(f: Field, raw: int) -> bool:
+    """An encoding an enumerated field gives no meaning (the table lists every defined one)."""
+    return f.type.endswith("Enum") and raw not in f.values
 
 
 @lru_cache(maxsize=4096)
@@ -158,6 +172,15 @@ def _check_generic(v: int, rv: RegisterView, view: HostView) -> list[Blocker]:
     return out
 
 
+def _clidr_implies_missing_idc(v: int, rv: RegisterView, ctr: int) -> bool:
+    """set_clidr(): cache levels that imply CTR_EL0.IDC are refused on a host without it."""
+    reg = rv.register
+    assert reg is not None
+    loc, louis, louu = (reg.field(n).extract(v) for n in ("LoC", "LoUIS", "LoUU"))
+    implies_idc = loc == 0 or (louis == 0 and louu == 0)
+    return implies_idc and not load_table().field("CTR_EL0.IDC").extract(ctr)
+
+
 def _check_clidr(v: int, rv: RegisterView, view: HostView, ctr: int) -> list[Blocker]:
     reg = rv.register
     assert reg is not None
@@ -165,10 +188,7 @@ def _check_clidr(v: int, rv: RegisterView, view: HostView, ctr: int) -> list[Blo
         return [] if v == rv.limit else [_whole(rv.name, v, rv.limit, "kernel without writable ID registers")]
     if v & ~rv.writable:
         return [_whole(rv.name, v, rv.limit, "RES0 bits set")]
-    loc, louis, louu = (reg.field(n).extract(v) for n in ("LoC", "LoUIS", "LoUU"))
-    implies_idc = loc == 0 or (louis == 0 and louu == 0)
-    idc = load_table().field("CTR_EL0.IDC").extract(ctr)
-    if implies_idc and not idc:
+    if _clidr_implies_missing_idc(v, rv, ctr):
         return [_blocker(reg.field("LoC"), v, rv, view, "cache levels imply CTR_EL0.IDC, which the host lacks")]
     return []
 
@@ -220,4 +240,20 @@ def reference_check(definition: CpuDefinition, host: HostSnapshot) -> CheckResul
         if rv is not None and v == rv.limit and rv.kind != CLIDR:
             continue
         blockers.extend(check_register(name, v, view, ctr))
-    return CheckResult(not blockers, tuple(blockers))
+    return CheckResult(not blockers, tuple(_as_fraction(b, regs, view) for b in blockers))
+
+
+def _as_fraction(b: Blocker, regs: Mapping[str, int], view: HostView) -> Blocker:
+    """A blocker on one field of a fractional property (``feat_RAS``: RAS + RAS_frac) says the
+    property's values, ``2.1`` rather than ``2``: requested as the VM would see it, the host's, and
+    the values accepted for this field with the other one at the host's value."""
+    prop = properties().by_name.get(b.property or "")
+    if prop is None or prop.kind != FRACTION:
+        return b
+    limits = {f.register: rv.limit for f in prop.fields if (rv := view.registers.get(f.register)) is not None}
+    host = prop.extract(limits)
+    requested = prop.extract({**limits, **{r: v for r, v in regs.items() if r in limits}})
+    i = next(i for i, f in enumerate(prop.fields) if (f.register, f.name) == (b.register, b.field))
+    rv = view.registers[b.register]
+    accepted = tuple(prop.format(host[:i] + (raw,) + host[i + 1:]) for raw in supported_raws(prop.fields[i], rv, view))
+    return replace(b, requested=prop.format(requested), host=prop.format(host), supported=accepted)

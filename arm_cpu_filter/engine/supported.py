@@ -1,5 +1,6 @@
-"""``supported(host)``: for every property, and every composite of the named models (sve,
-pauth, pmu, aarch32: a flavor sets them like properties), the values this host's KVM accepts."""
+"""``supported(host)``: for every property, the values this host's KVM accepts: every field
+``check`` takes a value for (CLIDR_EL1's included), and every composite of the named models
+(``sve``, ``pauth``, ``pmu``, ``aarch32``: a flavor sets them like properties)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from itertools import product
 from typing import Any
 
 from arm_cpu_filter.engine.check import supported_raws
-from arm_cpu_filter.engine.hostview import GENERIC, IMPL_ID, HostView, host_view
+from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
 from arm_cpu_filter.models.realization import composite_values
 from arm_cpu_filter.models.registry import capped_composites
-from arm_cpu_filter.properties import BOOL, IDENT, properties
+from arm_cpu_filter.properties import IDENT, properties
 from arm_cpu_filter.snapshot import HostSnapshot
-from arm_cpu_filter.table import load_table
+from arm_cpu_filter.table import Field, load_table
+
+#: The type ``supported`` gives a composite (an on/off switch over fields and vCPU features).
+COMPOSITE = "composite"
 
 
 def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -40,7 +44,7 @@ def supported(host: HostSnapshot, features: frozenset[str] | None = None) -> dic
         out[prop.name] = {
             "type": prop.kind,
             "value": prop.format(current),
-            "writable": any(rv.kind == GENERIC and f in rv.checked for f, rv in zip(prop.fields, rvs)),  # type: ignore[union-attr]
+            "writable": any(_writable(f, rv) for f, rv in zip(prop.fields, rvs)),  # type: ignore[arg-type]
             "supported": [prop.format(c) for c in combos],
         }
     out.update(_composites(view))
@@ -60,5 +64,13 @@ def _composites(view: HostView) -> dict[str, dict[str, Any]]:
             rv = view.registers.get(f.register)
             off = off and rv is not None and min(f.extract(rv.limit), capped.cap) in supported_raws(f, rv, view)
         accepted = (["off"] if off else []) + (["on"] if value == "on" else [])
-        out[comp] = {"type": BOOL, "value": value, "writable": len(accepted) > 1, "supported": accepted}
+        out[comp] = {"type": COMPOSITE, "value": value, "writable": len(accepted) > 1, "supported": accepted}
     return out
+
+
+def _writable(f: Field, rv: RegisterView) -> bool:
+    """Whether a VM may see field ``f`` differ from the host (KVM checks it by policy, or lets the
+    VMM write CLIDR_EL1 there)."""
+    if rv.kind == CLIDR:
+        return f.mask & rv.writable == f.mask
+    return rv.kind == GENERIC and f in rv.checked

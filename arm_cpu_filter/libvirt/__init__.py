@@ -15,12 +15,14 @@ PREFIX = "acf"
 
 
 def domain_capabilities(host, models=None, *, extensions: bool = True, libvirt_xml: str | bytes | None = None,
-                        what: str = "libvirt domain capabilities") -> str:
+                        what: str = "libvirt domain capabilities", detail: bool = False,
+                        abstract: bool = False) -> str:
     """The domain capabilities document of ``host`` (a HostSnapshot) for ``models`` (name ->
-    CpuDefinition; default: the catalog), merged into ``libvirt_xml`` when given."""
+    CpuDefinition; default: the catalog), merged into ``libvirt_xml`` when given.  ``detail``
+    and ``abstract`` as in ``caps.cpu_caps``."""
     from arm_cpu_filter.libvirt.caps import cpu_caps
     from arm_cpu_filter.libvirt.domcaps import document, merge, tostring
 
-    caps = cpu_caps(host, models)
+    caps = cpu_caps(host, models, detail=detail, abstract=abstract)
     root = document(caps, extensions) if libvirt_xml is None else merge(libvirt_xml, caps, extensions, what)
     return tostring(root)

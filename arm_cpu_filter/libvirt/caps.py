@@ -1,6 +1,11 @@
 """The CPU section of domain capabilities, as data: what ``domcaps`` renders as XML and the
 CLI prints as JSON.  Everything comes from the engine (``check``, ``supported``, ``fix``) over
 the catalog's realized models; this module only chooses and arranges.
+
+By default it is as compact as libvirt's own: each model's verdict and blockers, the
+host-model.  ``detail`` adds the per-property data (host value, accepted values), each
+blocker's register field and each blocked model's fix; ``abstract`` adds the catalog's
+abstract models (kvm-base, architecture levels), which no host is.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from arm_cpu_filter.engine import Blocker, check, fix, supported
+from arm_cpu_filter.engine import Blocker, check, fix, fix_model, supported
+from arm_cpu_filter.engine.supported import COMPOSITE
+from arm_cpu_filter.models import catalog, is_abstract, realize
 from arm_cpu_filter.models.realization import composite_values
 from arm_cpu_filter.properties import BOOL, ENUM, FRACTION, properties
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -34,13 +41,16 @@ def _vendors() -> dict[int, str]:
 
 def vendor(definition: CpuDefinition, declared: str | None = None) -> str:
     """libvirt's vendor name for the MIDR_EL1.Implementer a definition presents; else the
-    vendor its model file declares; else 'unknown' (libvirt's word)."""
+    vendor its model file declares, spelled as libvirt spells it when libvirt knows it ('Arm'
+    is 'ARM'); else 'unknown' (libvirt's word)."""
     midr = definition.registers.get("MIDR_EL1")
     if midr is not None:
         name = _vendors().get(load_table().field("MIDR_EL1.Implementer").extract(midr))
         if name:
             return name
-    return declared or "unknown"
+    if not declared:
+        return "unknown"
+    return next((v for v in _vendors().values() if v.lower() == declared.lower()), declared)
 
 
 def blocker_name(b: Blocker) -> str:
@@ -59,6 +69,8 @@ class ModelCaps:
     usable: bool
     blockers: tuple[Blocker, ...] = ()
     fix: Mapping[str, str] | None = None
+    #: a catalog model no CPU is (kvm-base, architecture levels): listed only when asked
+    abstract: bool = False
 
     @property
     def blocker_names(self) -> list[str]:
@@ -71,11 +83,14 @@ class ModelCaps:
             return None
         return ",".join([self.name, *(f"{k}={v}" for k, v in self.fix.items())])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, detail: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "vendor": self.vendor, "usable": self.usable}
+        if self.abstract:
+            out["abstract"] = True
         if not self.usable:
-            out["blockers"] = [b.to_dict() for b in self.blockers]
-            out["fix"] = None if self.fix is None else dict(self.fix)
+            out["blockers"] = [b.to_dict() for b in self.blockers] if detail else self.blocker_names
+            if detail:
+                out["fix"] = None if self.fix is None else dict(self.fix)
         return out
 
 
@@ -91,24 +106,28 @@ class CpuCaps:
     host_model_features: tuple[tuple[str, str], ...]
     #: per property: type, value (the host's), model (host-model's value), writable, supported.
     properties: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: whether the per-property detail was asked for (properties, blocker fields, fixes)
+    detail: bool = True
 
     @property
     def host_model_vendor(self) -> str | None:
         return next((m.vendor for m in self.models if m.name == self.host_model), None)
 
     def to_dict(self) -> dict[str, Any]:
+        host_model: dict[str, Any] = {
+            "supported": self.host_model is not None,
+            "model": self.host_model,
+            "vendor": self.host_model_vendor,
+            "features": [{"policy": p, "name": n} for p, n in self.host_model_features],
+        }
+        if self.detail:
+            host_model["properties"] = {k: dict(v) for k, v in self.properties.items()}
         return {
             "host": {"name": self.host.host, "kernel": self.host.kernel, "fingerprint": self.host.fingerprint},
             "host-passthrough": {"supported": True},
             "maximum": {"supported": True},
-            "host-model": {
-                "supported": self.host_model is not None,
-                "model": self.host_model,
-                "vendor": self.host_model_vendor,
-                "features": [{"policy": p, "name": n} for p, n in self.host_model_features],
-                "properties": {k: dict(v) for k, v in self.properties.items()},
-            },
-            "custom": {"supported": bool(self.models), "models": [m.to_dict() for m in self.models]},
+            "host-model": host_model,
+            "custom": {"supported": bool(self.models), "models": [m.to_dict(self.detail) for m in self.models]},
         }
 
 
@@ -118,8 +137,6 @@ MODES = ("host-passthrough", "maximum", "host-model", "custom")
 
 def catalog_definitions() -> tuple[dict[str, CpuDefinition], dict[str, str]]:
     """Every catalog model realized (catalog order), and the vendor each model file declares."""
-    from arm_cpu_filter.models import catalog, realize
-
     models = catalog()
     return {name: realize(name) for name in models}, {name: m.vendor for name, m in models.items()}
 
@@ -154,20 +171,28 @@ def _feature_delta(definition: CpuDefinition, props: Mapping[str, Mapping[str, A
     return out
 
 
+def _model_value(name: str, info: Mapping[str, Any], definition: CpuDefinition) -> str:
+    """A definition's value of one ``supported`` entry: a property's, or a composite's on/off."""
+    if info["type"] == COMPOSITE:
+        return composite_values(definition.registers, definition.vcpu_features)[name]
+    return properties().get(name).read(definition.registers)
+
+
 def _model_fix(name: str, host: HostSnapshot) -> dict[str, str] | None:
     """A catalog model's fix as overrides its realization accepts (``engine.fix_model``)."""
-    from arm_cpu_filter.engine import fix_model
-
     model_fix = fix_model(name, host)
     return model_fix.overrides if model_fix.usable else None
 
 
 def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = None,
-             vendors: Mapping[str, str] | None = None) -> CpuCaps:
-    """The CPU capabilities of ``host`` for ``models`` (default: the whole catalog).
+             vendors: Mapping[str, str] | None = None, *, detail: bool = False,
+             abstract: bool = False) -> CpuCaps:
+    """The CPU capabilities of ``host`` for ``models`` (default: the catalog, without its abstract
+    models unless ``abstract``).  The host-model is the closest usable model that is a CPU.
 
-    Catalog models get their fix from ``engine.fix_model`` (overrides that realize); other
-    definitions from the engine's register-level ``fix``.
+    ``detail``: also each property's values and each blocked model's fix (catalog models get
+    theirs from ``engine.fix_model``, overrides that realize; other definitions from the
+    engine's register-level ``fix``).
     ``vendors``: a model's declared vendor, used when its MIDR implementer is not a known one."""
     from_catalog = models is None
     if models is None:
@@ -176,26 +201,28 @@ def cpu_caps(host: HostSnapshot, models: Mapping[str, CpuDefinition] | None = No
     entries: list[ModelCaps] = []
     best: tuple[int, str] | None = None
     for name, definition in models.items():
+        no_cpu = from_catalog and is_abstract(definition)
+        if no_cpu and not abstract:
+            continue
         verdict = check(definition, host)
-        if verdict.usable:
-            repair = None
-        else:
+        repair = None
+        if detail and not verdict.usable:
             repair = _model_fix(name, host) if from_catalog else fix(definition, host, verdict)
         entries.append(ModelCaps(name, vendor(definition, vendors.get(name)), verdict.usable,
-                                 verdict.blockers, repair))
-        if verdict.usable:
+                                 verdict.blockers, repair, no_cpu))
+        if verdict.usable and not no_cpu:
             key = (_distance(definition, host), name)
             best = key if best is None or key < best else best
     host_props = supported(host)
     props: dict[str, dict[str, Any]] = {}
     features: list[tuple[str, str]] = []
     chosen = models[best[1]] if best else None
-    composites = composite_values(chosen.registers, chosen.vcpu_features) if chosen is not None else {}
-    for name, info in host_props.items():
-        entry = dict(info)
-        if chosen is not None:
-            entry["model"] = composites[name] if name in composites else properties().get(name).read(chosen.registers)
-        props[name] = entry
+    if detail:
+        for name, info in host_props.items():
+            entry = dict(info)
+            if chosen is not None:
+                entry["model"] = _model_value(name, info, chosen)
+            props[name] = entry
     if chosen is not None:
         features = _feature_delta(chosen, host_props)
-    return CpuCaps(host, tuple(entries), best[1] if best else None, tuple(features), props)
+    return CpuCaps(host, tuple(entries), best[1] if best else None, tuple(features), props, detail)

@@ -2,9 +2,10 @@
 merged into the document a live libvirt reported.
 
 Standalone document: ``<domain>kvm</domain><arch>aarch64</arch>`` and the four CPU modes in
-libvirt's order.  With ``extensions`` (default) the extra data goes into elements of the
-``NS`` namespace (grammar: ``schemas/domaincaps-arm-cpu-filter.rng``); without, the document
-is plain libvirt format.
+libvirt's order.  With ``extensions`` (default) the extra data goes into the ``NS`` namespace
+(grammar: ``schemas/domaincaps-arm-cpu-filter.rng``): the snapshot the document describes, an
+``abstract`` mark on abstract models, and, when the caps carry the detail, per-property rows,
+per-field blockers and fixes; without, the document is plain libvirt format.
 
 Merging (``merge``): everything libvirt reported stays, except inside ``<cpu>``: libvirt's
 ``host-passthrough`` and ``maximum`` modes are kept (libvirt knows the emulator and
@@ -46,6 +47,8 @@ def _host_model(cpu: etree._Element, caps: CpuCaps, extensions: bool) -> None:
         return
     host = caps.host
     _SUB(mode, _acf("host"), name=host.host, kernel=host.kernel, fingerprint=host.fingerprint)
+    if not caps.detail:
+        return
     for name, info in caps.properties.items():
         attrs = {"name": name, "type": info["type"], "value": info["value"]}
         if "model" in info:
@@ -58,7 +61,10 @@ def _host_model(cpu: etree._Element, caps: CpuCaps, extensions: bool) -> None:
 def _custom(cpu: etree._Element, caps: CpuCaps, extensions: bool) -> etree._Element:
     mode = _SUB(cpu, "mode", name="custom", supported=_yes(bool(caps.models)))
     for m in caps.models:
-        _SUB(mode, "model", usable=_yes(m.usable), vendor=m.vendor).text = m.name
+        model = _SUB(mode, "model", usable=_yes(m.usable), vendor=m.vendor)
+        model.text = m.name
+        if m.abstract and extensions:
+            model.set(_acf("abstract"), "yes")
         if m.usable:
             continue
         names = m.blocker_names
@@ -66,7 +72,7 @@ def _custom(cpu: etree._Element, caps: CpuCaps, extensions: bool) -> etree._Elem
             blockers = _SUB(mode, "blockers", model=m.name)
             for name in names:
                 _SUB(blockers, "feature", name=name)
-        if not extensions:
+        if not (extensions and caps.detail):
             continue
         for b in m.blockers:
             battrs = {"model": m.name, "name": blocker_name(b)}

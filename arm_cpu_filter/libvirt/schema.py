@@ -70,8 +70,12 @@ def errors(schema: etree.RelaxNG, root: etree._Element) -> list[str]:
 
 
 def strip_extensions(root: etree._Element) -> etree._Element:
-    """A copy of a document without arm-cpu-filter's elements: what libvirt's schema sees."""
+    """A copy of a document without arm-cpu-filter's elements and attributes: what libvirt's
+    schema sees."""
     copy = deepcopy(root)
+    for el in copy.iter():
+        for name in [a for a in el.attrib if a.startswith(f"{{{NS}}}")]:
+            del el.attrib[name]
     for el in list(copy.iter(f"{{{NS}}}*")):
         parent = el.getparent()
         parent.remove(el)

@@ -6,7 +6,7 @@ the chain set each property.  (Finding the smallest override set that makes a mo
 a host needs the engine: ``arm_cpu_filter.engine.fix_model``.)
 """
 
-from arm_cpu_filter.models.realization import parse_spec, realize, realize_model
+from arm_cpu_filter.models.realization import is_abstract, parse_spec, realize, realize_model
 from arm_cpu_filter.models.registry import Model, catalog, chain, composite_spec, get_model, load_catalog
 from arm_cpu_filter.models.resolution import resolve
 
@@ -16,6 +16,7 @@ __all__ = [
     "chain",
     "composite_spec",
     "get_model",
+    "is_abstract",
     "load_catalog",
     "parse_spec",
     "realize",

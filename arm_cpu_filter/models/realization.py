@@ -138,9 +138,11 @@ def _check_override(s: Setting, model: str, table: RegisterTable) -> None:
         if reg.kvm == "absent":
             raise InputError(f"CPU model {model}: {s.name} is in {reg.name}, which KVM cannot set "
                              "(the guest reads the hardware value); a model cannot carry it")
-        if f.policy is None and raw and reg.kvm in _KVM_ZERO_KINDS:
-            raise InputError(f"CPU model {model}: {s.name}={s.value} is not possible: KVM shows "
-                             f"{f.qualname} to guests only as 0")
+        # a real value (one the table names) stays: check() reports it as a blocker, since another
+        # kernel may show it; only an encoding with no meaning is refused outright
+        if f.policy is None and raw and reg.kvm in _KVM_ZERO_KINDS and f.values and raw not in f.values:
+            raise InputError(f"CPU model {model}: {s.name}={s.value} is not possible: {raw} is no value of "
+                             f"{f.qualname}, and KVM shows that field to guests only as 0")
 
 
 def _gated(s: Setting, masks: dict[str, int]) -> bool:
@@ -221,6 +223,13 @@ def realize_model(name: str, overrides: Mapping[str, str] | None = None, *,
     if overrides:
         provenance["overrides"] = dict(overrides)
     return CpuDefinition(out, frozenset(features), name=canon, provenance=provenance)
+
+
+def is_abstract(definition: CpuDefinition) -> bool:
+    """Whether a realized model is no CPU at all: its chain never names an implementer
+    (MIDR_EL1.Implementer stays 0), as for kvm-base and the architecture levels, which exist to be
+    parents of real cores and SoCs."""
+    return load_table().field("MIDR_EL1.Implementer").extract(definition.registers.get("MIDR_EL1", 0)) == 0
 
 
 def fields_of(regs: Mapping[str, int], table: RegisterTable | None = None) -> dict[str, int]:

@@ -61,7 +61,11 @@ class Property:
         value = text.strip()
         if self.kind == FRACTION:
             major, _, minor = value.partition(".")
-            raws = (parse_int(major, where), parse_int(minor or "0", where))
+            architectural = {} if minor or _INT.match(value) else self._architectural_names()
+            if value.lower() in architectural:  # the major field's name: feat_RAS=V1P1 is 2.0
+                raws = (architectural[value.lower()], 0)
+            else:
+                raws = (parse_int(major, where), parse_int(minor or "0", where))
         elif self.kind == BOOL and value.lower() in _TRUE | _FALSE:
             raws = (1 if value.lower() in _TRUE else 0,)
         else:
@@ -70,6 +74,8 @@ class Property:
                 raws = (by_name[value.lower()],)
             elif _INT.match(value):
                 raws = (parse_int(value, where),)
+            elif value.lower() in self._architectural_names():
+                raws = (self._architectural_names()[value.lower()],)
             else:
                 choices = ", ".join(self.choices()) or "a number"
                 raise InputError(f"{where}: invalid value {text!r} (valid: {choices})")
@@ -77,6 +83,14 @@ class Property:
             if raw > f.max:
                 raise InputError(f"{where}: value {text!r} does not fit {f.qualname} ({f.width} bits)")
         return raws
+
+    def _architectural_names(self) -> dict[str, int]:
+        """The table's own names of the (first) field's values, lower-cased (``IMP``, ``NI``,
+        ``FP16``: what ``fields`` shows), so both spellings work.  Numeric names are left out: a
+        number is always a raw value."""
+        if self.kind not in (ENUM, FRACTION):
+            return {}
+        return {n.lower(): raw for raw, n in self.field.values.items() if not _INT.match(n)}
 
     def format(self, raws: tuple[int, ...]) -> str:
         if self.kind == FRACTION:

@@ -7,6 +7,9 @@ definition carries is listed, so nothing of the host's own values leaks into the
 KVM would let it differ.  Not listed: the pointer-authentication fields and PFR0.SVE (the
 switches decide them), CLIDR_EL1 (KVM derives it), and MIDR/REVIDR/AIDR -- the series has no
 properties for them; a VMM must set them through KVM_CAP_ARM_WRITABLE_IMP_ID_REGS (Linux 6.15+).
+
+No released QEMU takes the ``SYSREG_`` properties (README, "What consumes the outputs today"):
+the string is the RFC's syntax, for planning, and carries no option of this project's making.
 """
 
 from __future__ import annotations

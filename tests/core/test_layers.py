@@ -47,7 +47,6 @@ LOCAL_IMPORTS: dict[str, str] = {
     "arm_cpu_filter.testing.": "the harness: a fuzz target or probe loads the surface it exercises when it runs",
     "arm_cpu_filter.store": "the file and SQL backends import the store's base classes (and SQL needs SQLAlchemy)",
     "arm_cpu_filter.libvirt": "caps and domcaps need lxml, an optional dependency",
-    "arm_cpu_filter.libvirt.caps": "none (models and engine create no cycle): to move to the top by its owners",
 }
 
 

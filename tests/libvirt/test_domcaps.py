@@ -41,7 +41,7 @@ def custom(root):
 
 def test_small_catalog_exact_document():
     host = max_host(host="max-612")
-    root = document(cpu_caps(host, small_models(host)))
+    root = document(cpu_caps(host, small_models(host), detail=True))
     assert_valid(root)
     assert [m.get("name") for m in root.iter("mode")] == list(MODES)
     hm = next(m for m in root.iter("mode") if m.get("name") == "host-model")
@@ -68,7 +68,7 @@ def test_small_catalog_exact_document():
 
 def test_no_usable_model_means_host_model_unsupported_and_still_valid():
     host = max_host()
-    root = document(cpu_caps(host, {"wide": small_models(host)["wide"]}))
+    root = document(cpu_caps(host, {"wide": small_models(host)["wide"]}, detail=True))
     assert_valid(root)
     hm = next(m for m in root.iter("mode") if m.get("name") == "host-model")
     assert hm.get("supported") == "no" and hm.find("model") is None
@@ -94,9 +94,9 @@ def test_catalog_on_every_lab_host_matches_the_engine(path, catalog):
 
     host = load_snapshot(path)
     models, vendors = catalog
-    root = etree.fromstring(domain_capabilities(host).encode())
+    root = etree.fromstring(domain_capabilities(host, detail=True, abstract=True).encode())
     assert_valid(root)
-    plain = etree.fromstring(domain_capabilities(host, extensions=False).encode())
+    plain = etree.fromstring(domain_capabilities(host, extensions=False, abstract=True).encode())
     assert schema.errors(schema.libvirt_schema(), plain) == []
     assert etree.tostring(schema.strip_extensions(root)) == etree.tostring(plain)
     assert [m.get("name") for m in root.iter("mode")] == list(MODES)
@@ -132,7 +132,7 @@ def test_catalog_on_every_lab_host_matches_the_engine(path, catalog):
     ("6.12", "a64fx", "a64fx-v1"),
 ])
 def test_host_model_is_the_closest_usable_catalog_model(kernel, host, model):
-    caps = cpu_caps(lab_host(kernel, host))
+    caps = cpu_caps(lab_host(kernel, host), detail=True)
     assert caps.host_model == model
     root = document(caps)
     hm = next(m for m in root.iter("mode") if m.get("name") == "host-model")
@@ -166,7 +166,7 @@ def _mutated(root, how):
 @pytest.mark.parametrize("how", ["mode order", "blockers before model", "unknown usable"])
 def test_both_schemas_reject_broken_documents(how):
     host = max_host()
-    root = _mutated(document(cpu_caps(host, small_models(host))), how)
+    root = _mutated(document(cpu_caps(host, small_models(host), detail=True)), how)
     assert schema.errors(schema.extension_schema(), root)
     assert schema.errors(schema.libvirt_schema(), schema.strip_extensions(root))
 
@@ -174,7 +174,7 @@ def test_both_schemas_reject_broken_documents(how):
 @pytest.mark.parametrize("attr, value", [("supports", ""), ("type", "colour"), ("writable", "maybe")])
 def test_extension_grammar_checks_our_elements(attr, value):
     host = max_host()
-    root = document(cpu_caps(host, small_models(host)))
+    root = document(cpu_caps(host, small_models(host), detail=True))
     root.find(f".//{A}property[@name='feat_AES']").set(attr, value)
     assert schema.errors(schema.extension_schema(), root)
     assert schema.errors(schema.libvirt_schema(), schema.strip_extensions(root)) == []
@@ -183,7 +183,7 @@ def test_extension_grammar_checks_our_elements(attr, value):
 def test_plain_libvirt_schema_rejects_our_namespace():
     """Without stripping, libvirt's schema refuses the extension: the two checks are distinct."""
     host = max_host()
-    root = document(cpu_caps(host, small_models(host)))
+    root = document(cpu_caps(host, small_models(host), detail=True))
     assert schema.errors(schema.libvirt_schema(), root)
 
 
@@ -195,10 +195,10 @@ def test_cli_xml_and_json(tmp_path):
     path = tmp_path / "host.json"
     host = lab_host("6.12", "neoverse-n1")
     path.write_text(json.dumps(host.to_dict()))
-    out = run("domcapabilities", "--host", str(path))
+    out = run("domcapabilities", "--host", str(path), "--properties", "--abstract")
     assert out.returncode == 0, out.stderr
-    assert out.stdout == tostring(document(cpu_caps(host)))
-    out = run("domcapabilities", "--host", str(path), "--format", "json")
+    assert out.stdout == tostring(document(cpu_caps(host, detail=True, abstract=True)))
+    out = run("domcapabilities", "--host", str(path), "--format", "json", "--properties", "--abstract")
     data = json.loads(out.stdout)
     assert list(data) == ["host", *MODES]
     assert data["host"] == {"name": "neoverse-n1", "kernel": host.kernel, "fingerprint": host.fingerprint}
@@ -216,12 +216,12 @@ def test_cli_xml_and_json(tmp_path):
     # 7.3 (writable implementation ID registers): the lab's neoverse-v1 lacks pointer auth only
     v1 = lab_host("7.3", "neoverse-v1")
     path.write_text(json.dumps(v1.to_dict()))
-    data = json.loads(run("domcapabilities", "--host", str(path), "--format", "json").stdout)
+    data = json.loads(run("domcapabilities", "--host", str(path), "--format", "json", "--properties").stdout)
     assert data["host-model"]["supported"] is False and data["host-model"]["model"] is None
     models = {m["name"]: m for m in data["custom"]["models"]}
     assert models["neoverse-v1-v1"]["fix"] == {"pauth": "off"}
     assert check(realize("neoverse-v1-v1,pauth=off"), v1).usable
-    xml = run("domcapabilities", "--host", str(path)).stdout
+    xml = run("domcapabilities", "--host", str(path), "--properties").stdout
     assert '<acf:fix model="neoverse-v1-v1" possible="yes" spec="neoverse-v1-v1,pauth=off">' in xml
     path.write_text(json.dumps(host.to_dict()))
     plain = run("domcapabilities", "--host", str(path), "--no-extensions")
@@ -253,3 +253,61 @@ def test_bootstrap_hook_is_idempotent():
     hook = Path(__file__).resolve().parents[2] / "tools" / "bootstrap.d" / "libvirt.sh"
     out = subprocess.run(["bash", str(hook)], capture_output=True, text=True)
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+
+
+CPU_MODELS = ["a64fx-v1", "altra-v1", "cortex-a57-v1", "cortex-a72-v1", "cortex-a76-v1", "grace-v1", "graviton2-v1",
+              "graviton3-v1", "graviton4-v1", "kunpeng-920-v1", "neoverse-n1-v1", "neoverse-n2-v1", "neoverse-v1-v1",
+              "neoverse-v2-v1"]
+ABSTRACT_MODELS = ["armv8.0-a-v1", "armv8.1-a-v1", "armv8.2-a-v1", "armv8.3-a-v1", "armv8.4-a-v1", "armv8.5-a-v1",
+                   "armv8.6-a-v1", "armv9.0-a-v1", "armv9.1-a-v1", "armv9.2-a-v1", "kvm-base-v1"]
+
+
+@pytest.mark.parametrize("sample, max_bytes, max_elements", [("graviton3", 12_000, 260), ("altra", 18_000, 420)])
+def test_default_document_is_compact_like_libvirts(sample, max_bytes, max_elements):
+    """By default: the catalog's CPU models with verdicts and <blockers>, no per-property rows
+    (165 KB / 1473 elements on graviton3 before, 9.9 KB / 240 after; altra 211 KB -> 15 KB)."""
+    from arm_cpu_filter.samples import sample_host
+
+    text = run("domcapabilities", "--host", sample).stdout
+    root = etree.fromstring(text.encode())
+    assert_valid(root)
+    assert len(text.encode()) < max_bytes and sum(1 for _ in root.iter()) < max_elements
+    assert "supports=" not in text and root.find(f".//{A}property") is None
+    assert root.find(f".//{A}blocker") is None and root.find(f".//{A}fix") is None
+    c = custom(root)
+    assert [m.text for m in c.findall("model")] == CPU_MODELS
+    host = sample_host(sample)
+    for el in c.findall("model"):  # every verdict and blocker list is still the engine's
+        verdict = check(realize(el.text), host)
+        assert el.get("usable") == ("yes" if verdict.usable else "no")
+        blockers = c.find(f"blockers[@model='{el.text}']")
+        names = [] if blockers is None else [f.get("name") for f in blockers]
+        assert names == list(dict.fromkeys(map(blocker_name, verdict.blockers)))
+    detailed = run("domcapabilities", "--host", sample, "--properties").stdout
+    assert len(detailed) > 5 * len(text) and 'supports="' in detailed
+
+
+def test_abstract_models_only_when_asked_and_marked():
+    out = run("domcapabilities", "--host", "altra", "--abstract")
+    root = etree.fromstring(out.stdout.encode())
+    assert_valid(root)
+    models = custom(root).findall("model")
+    assert sorted(m.text for m in models) == sorted(CPU_MODELS + ABSTRACT_MODELS)
+    assert sorted(m.text for m in models if m.get(f"{A}abstract") == "yes") == ABSTRACT_MODELS
+    data = json.loads(run("domcapabilities", "--host", "altra", "--format", "json").stdout)
+    assert [m["name"] for m in data["custom"]["models"]] == CPU_MODELS
+    assert "properties" not in data["host-model"]
+    n1 = next(m for m in data["custom"]["models"] if m["name"] == "neoverse-n1-v1")
+    assert n1 == {"name": "neoverse-n1-v1", "vendor": "ARM", "usable": False,
+                  "blockers": ["cpu_variant", "REVIDR_EL1", "feat_IESB", "feat_EVT"]}
+    data = json.loads(run("domcapabilities", "--host", "altra", "--format", "json", "--abstract").stdout)
+    assert [m["name"] for m in data["custom"]["models"] if m.get("abstract")] == ABSTRACT_MODELS
+
+
+def test_one_spelling_per_vendor():
+    """libvirt's spelling wins over a model file's ('Arm' -> 'ARM'), so no vendor shows twice."""
+    caps = cpu_caps(lab_host("7.3", "neoverse-n1"), abstract=True)
+    vendors = {m.name: m.vendor for m in caps.models}
+    assert vendors["armv8.0-a-v1"] == vendors["neoverse-n1-v1"] == "ARM"
+    assert vendors["kvm-base-v1"] == "KVM" and vendors["a64fx-v1"] == "Fujitsu"
+    assert len({v.lower() for v in vendors.values()}) == len(set(vendors.values()))

@@ -112,9 +112,9 @@ def test_matrix_checks_extra_specs_on_a_pool(capsys):
 
 
 def test_domcapabilities_list_aarch32_with_the_properties(capsys):
-    out = _run(capsys, "domcapabilities", "--host", "graviton4")
-    assert '<acf:property name="aarch32" type="bool" value="off" writable="no" supports="off"/>' in out
-    out = _run(capsys, "domcapabilities", "--host", "graviton3-7.3")
+    out = _run(capsys, "domcapabilities", "--properties", "--host", "graviton4")
+    assert '<acf:property name="aarch32" type="composite" value="off" writable="no" supports="off"/>' in out
+    out = _run(capsys, "domcapabilities", "--properties", "--host", "graviton3-7.3")
     line = next(x.strip() for x in out.splitlines() if 'name="aarch32"' in x and "acf:property" in x)
-    assert line == ('<acf:property name="aarch32" type="bool" value="on" model="on" writable="yes" '
+    assert line == ('<acf:property name="aarch32" type="composite" value="on" model="on" writable="yes" '
                     'supports="off,on"/>')

@@ -1,8 +1,11 @@
 """``domcapabilities --host SNAPSHOT [--connect URI | --merge FILE]``: the host's CPU
 capabilities as libvirt domain capabilities XML (like ``virsh domcapabilities``): the four CPU
-modes, the best usable named model as host-model, every catalog model with its verdict,
-blockers and fix.  With ``--connect`` the CPU section is merged into what that live libvirt
-reports; ``--merge`` does the same with a saved ``virsh domcapabilities`` document."""
+modes, the closest usable named model as host-model, and every catalog CPU model with its
+verdict and blockers, as compact as libvirt's own.  ``--properties`` adds each property's host
+value and accepted values, each blocker's register field and each blocked model's fix;
+``--abstract`` adds the abstract models (kvm-base, architecture levels), marked.  With
+``--connect`` the CPU section is merged into what that live libvirt reports; ``--merge`` does
+the same with a saved ``virsh domcapabilities`` document."""
 
 from __future__ import annotations
 
@@ -25,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--emulator", metavar="PATH", help="with --connect: emulator binary (default: libvirt's)")
     p.add_argument("--no-extensions", action="store_true",
                    help="plain libvirt format: leave out the arm-cpu-filter namespace elements")
+    p.add_argument("--properties", action="store_true",
+                   help="add per-property detail: host value, model value and accepted values (supports=) of "
+                        "every property, each blocker's register field, each blocked model's fix")
+    p.add_argument("--abstract", action="store_true",
+                   help="also list the abstract models (kvm-base, architecture levels), marked acf:abstract")
     add_format(p, ("xml", "json"))
     p.set_defaults(func=run)
 
@@ -39,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         from arm_cpu_filter.libvirt.caps import cpu_caps
 
-        emit_json(cpu_caps(host).to_dict())
+        emit_json(cpu_caps(host, detail=args.properties, abstract=args.abstract).to_dict())
         return 0
     from arm_cpu_filter.libvirt import domain_capabilities
 
@@ -54,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
         from arm_cpu_filter.snapshot.files import read_text
 
         theirs, what = read_text(args.merge, "domain capabilities"), f"domain capabilities {args.merge}"
-    print(domain_capabilities(host, extensions=not args.no_extensions, libvirt_xml=theirs, what=what), end="")
+    print(domain_capabilities(host, extensions=not args.no_extensions, libvirt_xml=theirs, what=what,
+                              detail=args.properties, abstract=args.abstract), end="")
     return 0

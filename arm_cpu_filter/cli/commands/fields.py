@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from arm_cpu_filter.cli import add_format
 from arm_cpu_filter.cli.output import emit_json, table
+
+if TYPE_CHECKING:
+    from arm_cpu_filter.properties import Property
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,15 +45,16 @@ def run(args: argparse.Namespace) -> int:
                     "values": {str(k): v for k, v in f.values.items()},
                 }
             )
+            rows[-1]["shown"] = {str(k): _shown(prop, k, v) for k, v in f.values.items()}
     if args.format == "json":
-        emit_json(rows)
+        emit_json([{k: v for k, v in r.items() if k != "shown"} for r in rows])
     else:
         print(
             table(
                 [
                     [r["register"], r["field"], f"{r['shift'] + r['width'] - 1}:{r['shift']}",
                      "s" if r["signed"] else "", r["policy"] or "-", r["property"] or "-",
-                     ",".join(f"{k}={v}" for k, v in r["values"].items())]
+                     ",".join(f"{k}={v}" for k, v in r["shown"].items())]
                     for r in rows
                 ],
                 ["REGISTER", "FIELD", "BITS", "SGN", "KVM-POLICY", "PROPERTY", "VALUES"],
@@ -57,3 +62,12 @@ def run(args: argparse.Namespace) -> int:
             end="",
         )
     return 0
+
+
+def _shown(prop: Property | None, raw: int, name: str) -> str:
+    """A value's name as the text table shows it: the table's own (``IMP``, ``FP16``), which the
+    property accepts too, except a size the table names by a bare number ('8' for raw 0), which
+    would read as the raw number 8: that one in the property's spelling ('8bit')."""
+    if prop is not None and len(prop.fields) == 1 and name.isdigit() and name != str(raw):
+        return prop.format((raw,))
+    return name
