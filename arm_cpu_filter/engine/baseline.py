@@ -9,7 +9,7 @@ AArch32 is left (EL0 and EL1 AArch64-only), the AArch32 ID registers are left ou
 guest does not use them and KVM exposes them differently on AArch64-only hosts.
 
 The result depends on the set of hosts, never on their order: the distinct snapshots are
-sorted by fingerprint, and every choice between values is made by value.  Implementation IDs
+sorted by host name, and every choice between values is made by value.  Implementation IDs
 that differ (only writable on kernels with ``writable_impl_id_regs``): MIDR_EL1 and AIDR_EL1 take
 the most common value (ties: the smallest); REVIDR_EL1 says which errata its revision has fixed,
 so it is the AND over the hosts when they share one MIDR (the guest may skip only the workarounds
@@ -130,8 +130,9 @@ class _Pool:
 
 def _pool(hosts: list[HostSnapshot]) -> _Pool:
     """Group identical snapshots: first by shared register maps (a content-addressed store hands
-    out one body per fingerprint), then by content; then sort the groups by fingerprint, so
-    nothing downstream sees the order the hosts were given in."""
+    out one body per fingerprint), then by content; then sort the groups by their first host name
+    (a fingerprint costs more than the rest of a small pool's baseline), so nothing downstream sees
+    the order the hosts were given in."""
     by_body: dict[int, int] = {}
     by_content: dict[tuple, int] = {}
     snaps: list[HostSnapshot] = []
@@ -146,8 +147,11 @@ def _pool(hosts: list[HostSnapshot]) -> _Pool:
                 members.append([])
             by_body[id(h.registers)] = i
         members[i].append(h.host)
-    order = sorted(range(len(snaps)), key=lambda i: snaps[i].fingerprint)
-    snaps, members = [snaps[i] for i in order], [sorted(members[i]) for i in order]
+    members = [sorted(m) for m in members]
+    firsts = [m[0] for m in members]
+    tied = len(set(firsts)) < len(firsts)  # one name for two contents: let the fingerprint decide
+    order = sorted(range(len(snaps)), key=lambda i: (firsts[i], snaps[i].fingerprint if tied else ""))
+    snaps, members = [snaps[i] for i in order], [members[i] for i in order]
     features = frozenset.intersection(*(s.vcpu_features for s in snaps))
     return _Pool(hosts, snaps, members, features, [host_view(s, features) for s in snaps])
 

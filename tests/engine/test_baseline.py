@@ -143,3 +143,8 @@ def test_clidr_of_a_pool_without_idc_implies_no_idc(order):
     idc_clidr = dataclasses.replace(result.definition, registers={**result.definition.registers,
                                                                   "CLIDR_EL1": 0x02000021})
     assert not check(idc_clidr, hosts[1]).usable
+
+
+def test_two_contents_under_one_name_are_ordered_by_fingerprint():
+    hosts = [variant("altra-7.3", "x"), variant("graviton2-7.3", "x")]
+    assert as_json(hosts) == as_json(hosts[::-1])
