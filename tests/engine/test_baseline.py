@@ -123,7 +123,7 @@ def test_kvm_clidr_tag_cache_sits_at_loc():
 
 def test_kvm_clidr_is_what_every_sample_kernel_with_writable_registers_reports():
     with_masks = {n: s for n, s in SAMPLES.items() if s.writable_masks is not None and "CLIDR_EL1" in s.registers}
-    assert len(with_masks) == 10
+    assert len(with_masks) >= 10  # every sample of a kernel >= 6.7 (10 when this was written)
     for name, snap in with_masks.items():
         assert kvm_clidr(snap.registers["CTR_EL0"]) == snap.registers["CLIDR_EL1"], name
 
