@@ -172,10 +172,10 @@ def _impl_id(name: str, limits: list[int], pool: _Pool, result: BaselineResult) 
     if name != "REVIDR_EL1":
         return _most_common(limits)
     midrs = {v.registers["MIDR_EL1"].limit for v in pool.views if "MIDR_EL1" in v.registers}
-    if len(midrs) == 1:
-        revidr = ~0
-        for limit in limits:
-            revidr &= limit
+    revidr = ~0
+    for limit in limits:
+        revidr &= limit
+    if len(midrs) == 1 or not any(limits):
         return revidr
     result.warnings.append("REVIDR_EL1: the hosts' MIDR_EL1 values differ, so no erratum fix is claimed (0)")
     return 0
@@ -188,9 +188,12 @@ def _fixed_register(name: str, pool: _Pool, pending: list[str], result: Baseline
     views = pool.views
     limits = [v.registers[name].limit for v in views]
     kinds = {v.registers[name].kind for v in views}
+    settable_id = reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views)
+    if settable_id and name == "REVIDR_EL1":  # even one shared value claims nothing across MIDRs
+        return _impl_id(name, limits, pool, result)
     if len(set(limits)) == 1:
         return limits[0]
-    if reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views):
+    if settable_id:
         return _impl_id(name, limits, pool, result)
     if reg is not None and (reg.aarch32 or kinds == {CLIDR}):
         pending.append(name)

@@ -86,6 +86,9 @@ def test_revidr_claims_no_fix_when_midrs_differ():
     assert result.definition.registers["MIDR_EL1"] == 0x414FD0C1  # the most common
     assert result.definition.registers["REVIDR_EL1"] == 0
     assert result.warnings == ["REVIDR_EL1: the hosts' MIDR_EL1 values differ, so no erratum fix is claimed (0)"]
+    # one REVIDR value shared by different MIDRs claims nothing either
+    same = baseline([variant("altra-7.3", "a", MIDR_EL1=0x414FD0C1), variant("altra-7.3", "b")])
+    assert same.definition.registers["REVIDR_EL1"] == 0 and len(same.warnings) == 1
 
 
 @pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
