@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")) -> None:
+    """``--format``, and ``--json`` for ``--format json`` where JSON is a choice.  JSON output is
+    only JSON on stdout: notes and warnings go into the object or to stderr."""
     parser.add_argument("--format", choices=choices, default=choices[0], help="output format (default: %(default)s)")
+    if "json" in choices:
+        parser.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
 
 
 STORE_URL_ENV = "ARM_CPU_FILTER_STORE_URL"

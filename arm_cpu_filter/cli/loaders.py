@@ -9,9 +9,16 @@ from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from arm_cpu_filter.snapshot.files import load_definition, load_snapshot
 
 
+def names_a_file(arg: str) -> bool:
+    """Is a command-line argument a file path rather than a name (a sample host, a CPU model)?
+    An existing path, one with a directory part, or a ``*.json`` name; so a missing file is
+    still read, and fails as a missing file rather than as an unknown name."""
+    return os.path.exists(arg) or os.sep in arg or arg.endswith(".json")
+
+
 def snapshot_arg(path: str) -> HostSnapshot:
     """A snapshot file, or the name of a bundled sample host (``graviton3``...)."""
-    if os.path.exists(path) or os.sep in path or path.endswith(".json"):
+    if names_a_file(path):
         return load_snapshot(path)
     from arm_cpu_filter.samples import sample_host
 
@@ -19,7 +26,12 @@ def snapshot_arg(path: str) -> HostSnapshot:
 
 
 def definition_arg(spec: str | None = None, path: str | None = None) -> CpuDefinition:
-    """``--definition FILE`` (a definition or snapshot file) or ``MODEL[,PROP=VAL...]``."""
+    """``--definition FILE`` (a definition or snapshot file) or ``MODEL[,PROP=VAL...]``; a
+    ``spec`` that names a file is read as a definition.  Both at once is an error: two CPUs."""
+    if spec and path:
+        raise InputError(f"two CPUs given ({spec} and --definition {path}): give one")
+    if spec and names_a_file(spec):
+        spec, path = None, spec
     if path:
         return load_definition(path)
     if not spec:

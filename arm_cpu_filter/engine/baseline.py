@@ -7,6 +7,14 @@ offers 0, EXACT: the common value or the kernel's safe value); a field some host
 change must be the same on all of those hosts and acceptable to the others.  When no
 AArch32 is left (EL0 and EL1 AArch64-only), the AArch32 ID registers are left out: the
 guest does not use them and KVM exposes them differently on AArch64-only hosts.
+
+The result depends on the set of hosts, never on their order: the distinct snapshots are
+sorted by host name, and every choice between values is made by value.  Implementation IDs
+that differ (only writable on kernels with ``writable_impl_id_regs``): MIDR_EL1 and AIDR_EL1 take
+the most common value (ties: the smallest); REVIDR_EL1 says which errata its revision has fixed,
+so it is the AND over the hosts when they share one MIDR (the guest may skip only the workarounds
+every host can skip) and 0 when the MIDRs differ (a REVIDR bit means nothing for another MIDR).
+A differing CLIDR_EL1 is KVM's own ``reset_clidr()`` for the baseline's CTR_EL0 (``kvm_clidr``).
 """
 
 from __future__ import annotations
@@ -43,6 +51,33 @@ class BaselineResult:
             "gives_up": self.gives_up,
             "warnings": self.warnings,
         }
+
+
+def kvm_clidr(ctr: int, tag_cache: bool = False) -> int:
+    """The CLIDR_EL1 KVM gives a fresh vCPU whose VM has CTR_EL0 ``ctr`` (``reset_clidr()`` in
+    ``arch/arm64/kvm/sys_regs.c``): with IDC, no LoUU/LoUIS and one unified level as LoC (L2
+    when an L1 I-cache is needed, i.e. without DIC); without IDC, an L1 data cache that is
+    LoUU, LoUIS and LoC; an L1 I-cache unless DIC; a tag cache at LoC for an MTE VM.  It is
+    what a VM on a host with the baseline's CTR_EL0 sees, and every host accepts it: if the
+    baseline keeps IDC every host has IDC (any CLIDR passes), else it does not imply IDC."""
+    table = load_table()
+    field_of = table.register("CLIDR_EL1").field
+    idc, dic = (table.field(f"CTR_EL0.{n}").extract(ctr) for n in ("IDC", "DIC"))
+    inst, data, unified = 1, 2, 4  # CLIDR_EL1.Ctype<n> encodings
+    if idc:
+        loc = 1 if dic else 2
+        clidr = field_of(f"Ctype{loc}").insert(0, unified)
+    else:
+        loc = 1
+        clidr = field_of("Ctype1").insert(0, data)
+        clidr = field_of("LoUU").insert(clidr, 1)
+        clidr = field_of("LoUIS").insert(clidr, 1)
+    if not dic:
+        clidr |= inst  # Ctype1: I-cache, or separate I and D (3) on top of a data cache
+    clidr = field_of("LoC").insert(clidr, loc)
+    if tag_cache:
+        clidr |= 2 << (field_of("Ttypen").shift + 2 * (loc - 1))
+    return clidr
 
 
 def _meet(f: Field, limits: list[int]) -> int:
@@ -84,18 +119,20 @@ class _Pool:
 
     hosts: list[HostSnapshot]
     snaps: list[HostSnapshot]
-    members: list[list[str]]  # per distinct snapshot: the host names sharing it
+    members: list[list[str]]  # per distinct snapshot: the host names sharing it, sorted
     features: frozenset[str]
     views: list[HostView]
 
     @property
     def names(self) -> list[str]:  # not view.snapshot.host: views are shared by equal contents
-        return [s.host for s in self.snaps]
+        return [m[0] for m in self.members]
 
 
 def _pool(hosts: list[HostSnapshot]) -> _Pool:
     """Group identical snapshots: first by shared register maps (a content-addressed store hands
-    out one body per fingerprint), then by content."""
+    out one body per fingerprint), then by content; then sort the groups by their first host name
+    (a fingerprint costs more than the rest of a small pool's baseline), so nothing downstream sees
+    the order the hosts were given in."""
     by_body: dict[int, int] = {}
     by_content: dict[tuple, int] = {}
     snaps: list[HostSnapshot] = []
@@ -110,6 +147,11 @@ def _pool(hosts: list[HostSnapshot]) -> _Pool:
                 members.append([])
             by_body[id(h.registers)] = i
         members[i].append(h.host)
+    members = [sorted(m) for m in members]
+    firsts = [m[0] for m in members]
+    tied = len(set(firsts)) < len(firsts)  # one name for two contents: let the fingerprint decide
+    order = sorted(range(len(snaps)), key=lambda i: (firsts[i], snaps[i].fingerprint if tied else ""))
+    snaps, members = [snaps[i] for i in order], [members[i] for i in order]
     features = frozenset.intersection(*(s.vcpu_features for s in snaps))
     return _Pool(hosts, snaps, members, features, [host_view(s, features) for s in snaps])
 
@@ -119,24 +161,50 @@ def _encoding_order(name: str) -> tuple[int, ...]:
     return reg.encoding if reg else (9, 9, 9, 9, 9)
 
 
+def _most_common(values: list[int]) -> int:
+    """The most frequent value; ties go to the smallest (never to the first host given)."""
+    counts = Counter(values)
+    return min(counts, key=lambda v: (-counts[v], v))
+
+
+def _impl_id(name: str, limits: list[int], pool: _Pool, result: BaselineResult) -> int:
+    """A differing implementation ID register on hosts that can all set it (see the module doc)."""
+    if name != "REVIDR_EL1":
+        return _most_common(limits)
+    midrs = {v.registers["MIDR_EL1"].limit for v in pool.views if "MIDR_EL1" in v.registers}
+    revidr = ~0
+    for limit in limits:
+        revidr &= limit
+    if len(midrs) == 1 or not any(limits):
+        return revidr
+    result.warnings.append("REVIDR_EL1: the hosts' MIDR_EL1 values differ, so no erratum fix is claimed (0)")
+    return 0
+
+
 def _fixed_register(name: str, pool: _Pool, pending: list[str], result: BaselineResult) -> int | None:
     """A register not compared field by field: equal everywhere, or a writable implementation ID
-    (the most common value); None when it waits in ``pending`` (AArch32, CLIDR) or conflicts."""
+    (``_impl_id``); None when it waits in ``pending`` (AArch32, CLIDR) or conflicts."""
     reg = load_table().get(name)
     views = pool.views
     limits = [v.registers[name].limit for v in views]
     kinds = {v.registers[name].kind for v in views}
+    settable_id = reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views)
+    if settable_id and name == "REVIDR_EL1":  # even one shared value claims nothing across MIDRs
+        return _impl_id(name, limits, pool, result)
     if len(set(limits)) == 1:
         return limits[0]
-    if reg is not None and kinds == {IMPL_ID} and all(v.writable_impl_id_regs for v in views):
-        return Counter(limits).most_common(1)[0][0]
+    if settable_id:
+        return _impl_id(name, limits, pool, result)
     if reg is not None and (reg.aarch32 or kinds == {CLIDR}):
         pending.append(name)
     else:
+        reason = "differs and cannot be changed on every host"
+        if kinds == {IMPL_ID}:
+            reason += " (implementation ID registers are writable only with writable_impl_id_regs)"
         result.conflicts.append(
             {"register": name, "field": None,
              "hosts": {h: f"0x{lim:016x}" for h, lim in zip(pool.names, limits)},
-             "reason": "differs and cannot be changed on every host"}
+             "reason": reason}
         )
     return None
 
@@ -153,8 +221,9 @@ def _met_register(name: str, pool: _Pool, result: BaselineResult) -> int:
             )
             continue
         value = f.insert(value, fv)
-    # bits outside fields must be equal everywhere (they are: RES0/RES1 from the host table)
-    return value | pool.views[0].registers[name].limit & ~sum(f.mask for f in reg.fields)
+    # bits outside fields must be equal everywhere (they are: RES0/RES1 from the host table;
+    # should they differ, the smallest keeps the choice order-free and _verify reports it)
+    return value | min(v.registers[name].limit for v in pool.views) & ~sum(f.mask for f in reg.fields)
 
 
 def _registers(pool: _Pool, result: BaselineResult) -> tuple[dict[str, int], list[str]]:
@@ -193,17 +262,23 @@ def _decide_aarch32(regs: dict[str, int], pending: list[str], pool: _Pool, resul
 
 
 def _decide_clidr(regs: dict[str, int], pending: list[str], pool: _Pool, result: BaselineResult) -> None:
-    """A differing CLIDR_EL1: the first host's value every host accepts with the baseline's CTR_EL0."""
+    """A differing CLIDR_EL1: KVM's own value for the baseline's CTR_EL0 (``kvm_clidr``, with a tag
+    cache when every host's has one), or the one value a kernel without writable ID registers
+    fixes; a conflict when a host refuses it (KVM checks it against the host's CTR_EL0)."""
     if "CLIDR_EL1" not in pending:
         return
-    ctr = regs.get("CTR_EL0", 0)
-    for v in pool.views:
-        candidate = v.registers["CLIDR_EL1"].limit
-        if all(not check_register("CLIDR_EL1", candidate, w, ctr) for w in pool.views):
-            regs["CLIDR_EL1"] = candidate
-            return
-    result.conflicts.append({"register": "CLIDR_EL1", "field": None, "hosts": {},
-                             "reason": "no host's CLIDR_EL1 is valid on every host"})
+    limits = {name: v.registers["CLIDR_EL1"].limit for name, v in zip(pool.names, pool.views)}
+    fixed = {v.registers["CLIDR_EL1"].limit for v in pool.views if v.snapshot.writable_masks is None}
+    tag_cache = all(load_table().field("CLIDR_EL1.Ttypen").extract(lim) for lim in limits.values())
+    candidate = min(fixed) if fixed else kvm_clidr(regs.get("CTR_EL0", 0), tag_cache)
+    refused = [v for v in pool.views
+               if check_register("CLIDR_EL1", candidate, v, v.snapshot.registers.get("CTR_EL0", 0))]
+    if refused:
+        result.conflicts.append({"register": "CLIDR_EL1", "field": None,
+                                 "hosts": {h: f"0x{lim:016x}" for h, lim in limits.items()},
+                                 "reason": f"no CLIDR_EL1 every host accepts (tried 0x{candidate:016x})"})
+        return
+    regs["CLIDR_EL1"] = candidate
 
 
 def _verify(definition: CpuDefinition, pool: _Pool, result: BaselineResult) -> None:
@@ -231,6 +306,7 @@ def _gives_up(regs: dict[str, int], pool: _Pool, result: BaselineResult) -> None
                 lost.append(f"{prop.name}: {prop.format(mine)} -> {prop.format(ours)}")
         for member in members:
             result.gives_up[member] = lost
+    result.gives_up = dict(sorted(result.gives_up.items()))
 
 
 def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:

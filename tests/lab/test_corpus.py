@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from arm_cpu_filter.engine.baseline import kvm_clidr
 from tools.lab import build, corpus, verdicts
 
 
@@ -63,3 +64,18 @@ def test_every_catalog_model_was_asked_on_every_lab_host() -> None:
     # with the cap, 7.3 also runs cortex-a57-v1 on the A72 and cortex-a76-v1 on the N1 (MIDR written)
     assert accepted_by("7.3", "c:cortex-a57-v1")["c:cortex-a57-v1"] == {"cortex-a57", "cortex-a72"}
     assert accepted_by("7.3", "nocap:c:cortex-a76-v1")["nocap:c:cortex-a76-v1"] == {"cortex-a76"}
+
+
+def test_kvm_clidr_is_what_every_lab_kernel_reports() -> None:
+    """The baseline's CLIDR rule rests on ``kvm_clidr`` being KVM's reset_clidr(): every snapshot the
+    lab took (each kernel, host and variant) reports exactly ``kvm_clidr`` of its own CTR_EL0."""
+    seen = 0
+    for kernel in sorted(build.KERNELS):
+        for variant, hosts in corpus.load_fixtures(kernel).items():
+            for host, snap in hosts.items():
+                regs = {k: int(v, 16) for k, v in snap["registers"].items()}
+                if snap.get("writable_masks") is None:
+                    continue  # before 6.3 KVM passed the hardware's CLIDR through
+                assert kvm_clidr(regs["CTR_EL0"]) == regs["CLIDR_EL1"], f"{kernel} {variant} {host}"
+                seen += 1
+    assert seen >= 2 * 9 * 2

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from arm_cpu_filter.engine import baseline
+from arm_cpu_filter.engine.baseline import kvm_clidr
+from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 from tools.lab import build, corpus, fixtures, host_checks, run, verdicts
 
 pytestmark = pytest.mark.lab
@@ -141,6 +144,41 @@ def test_pool_baselines_are_accepted_by_every_member(lab: Lab, kernel: str, caps
         assert len(accepted[label]) < len(run.HOSTS), f"{label} accepted everywhere: the lab would have a common CPU"
     with capsys.disabled():
         print(f"\nlab {kernel} baselines: " + "; ".join(f"{lb} accepted by {len(h)} hosts" for lb, h in sorted(accepted.items())))
+
+
+@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+def test_pool_baselines_clidr_rule_on_live_kvm(lab: Lab, kernel: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """CLIDR_EL1's baseline rule on live KVM: for every compatible pool whose members' CLIDRs
+    differ, the baseline is the same in both argument orders, its CLIDR is the one KVM's
+    reset_clidr() makes for the baseline's CTR_EL0 (not any member's choice), and live KVM accepts
+    the definition the lab wrote on every member."""
+    probed: dict[str, tuple[dict, set[str]]] = {}
+    for definition, host, probe, _ in live_probes(lab, kernel):
+        if probe["id"].startswith("b:") and not probe["id"].endswith("naive-all"):
+            entry = probed.setdefault(probe["id"], (definition, set()))
+            if probe["realizable"]:
+                entry[1].add(host["host"])
+    shown = []
+    for label, (definition, accepted) in sorted(probed.items()):
+        _, variant, pool = label.split(":")
+        members = pool.split("+")
+        snaps = [HostSnapshot.from_dict(corpus.load_fixtures(kernel)[variant][h]) for h in members]
+        clidrs = {s.registers["CLIDR_EL1"] for s in snaps}
+        if len(clidrs) < 2:
+            continue
+        forward, reverse = baseline(snaps), baseline(snaps[::-1])
+        assert forward.definition is not None and forward.to_dict() == reverse.to_dict(), label
+        regs = forward.definition.registers
+        assert CpuDefinition.from_dict(definition).registers == regs, f"{label}: the lab wrote another definition"
+        assert regs["CLIDR_EL1"] == kvm_clidr(regs["CTR_EL0"]), label
+        assert set(members) <= accepted, f"{label}: live KVM refused CLIDR 0x{regs['CLIDR_EL1']:x} on " \
+                                         f"{sorted(set(members) - accepted)}"
+        shown.append(f"{label}: CLIDRs {sorted(hex(c) for c in clidrs)} -> 0x{regs['CLIDR_EL1']:x} "
+                     f"(CTR_EL0 0x{regs['CTR_EL0']:x}), accepted by {len(accepted)}")
+    if kernel != "6.12":  # 6.12 cannot write MIDR_EL1: its lab hosts (all different cores) form no pool
+        assert shown, f"{kernel}: no lab pool with differing CLIDR_EL1 values"
+    with capsys.disabled():
+        print(f"\nlab {kernel} CLIDR pools: " + ("; ".join(shown) or "none"))
 
 
 def test_speed_side_by_side(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:

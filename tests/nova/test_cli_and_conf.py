@@ -108,10 +108,35 @@ def test_pool_baseline(url, capsys, tmp_path):
         assert check(pool, sample_host(sample)).usable
     assert not check(pool, sample_host("graviton3")).usable
     # Graviton3 and Graviton4 on Linux 6.12 share no CPU: MIDR differs and cannot be set
-    code, out, _ = run(capsys, "pool-baseline", "graviton3", "graviton4", "--store-url", url)
-    assert code == 1 and "MIDR_EL1: differs" in out
+    code, out, err = run(capsys, "pool-baseline", "graviton3", "graviton4", "--store-url", url)
+    assert code == 1 and out == "" and "MIDR_EL1: differs" in err
     code, _, err = run(capsys, "pool-baseline", "nowhere", "--store-url", url)
     assert code == 2 and "host nowhere: no snapshot" in err
+
+
+@pytest.mark.parametrize("argv, status", [
+    (["pool-baseline", "g2-new", "altra-new"], 0),  # text format: the definition itself, notes on stderr
+    (["pool-baseline", "altra-new", "g2-new", "--json"], 0),
+    (["pool-baseline", "graviton3", "graviton4", "--json"], 1),
+    (["publish", "graviton4", "--host", "g4-b", "--json"], 0),
+    (["migrate-targets", "--definition", "graviton3-v1", "--json"], 1),
+    (["upgrade-check", "graviton4", "--json"], 0),
+])
+def test_store_commands_write_only_json_to_stdout(url, capsys, argv, status):
+    for sample, host in (("graviton2-7.3", "g2-new"), ("altra-7.3", "altra-new")):
+        assert run(capsys, "publish", sample, "--host", host, "--store-url", url)[0] == 0
+    code, out, _ = run(capsys, *argv, "--store-url", url)
+    assert code == status
+    json.loads(out)
+
+
+def test_pool_baseline_is_the_same_in_either_order(url, capsys):
+    for sample, host in (("graviton2-7.3", "g2-new"), ("altra-7.3", "altra-new")):
+        assert run(capsys, "publish", sample, "--host", host, "--store-url", url)[0] == 0
+    code, forward, notes = run(capsys, "pool-baseline", "g2-new", "altra-new", "--store-url", url)
+    assert code == 0 and run(capsys, "pool-baseline", "altra-new", "g2-new", "--store-url", url)[1] == forward
+    assert json.loads(forward)["registers"]["REVIDR_EL1"] == "0x00000000000000c7"
+    assert notes.splitlines()[0] == "altra-new gives up: cpu_revidr: 0x1c7 -> 0xc7"
 
 
 def test_config_sample_is_up_to_date(tmp_path):

@@ -156,7 +156,14 @@ def test_graviton2_altra_baseline_needs_writable_impl_id_regs():
     ctr = on_73.definition.registers["CTR_EL0"]
     assert load_table().field("CTR_EL0.DIC").extract(ctr) == 0 and ctr == 0x9444C004
     assert check(on_73.definition, g2).usable and check(on_73.definition, altra).usable
-    assert on_73.gives_up["graviton2-7.3"] == ["hw_prop_DIC: on -> off"]
+    # REVIDR: the AND of both (one MIDR); CLIDR: KVM's own for the baseline's CTR_EL0 (DIC off)
+    assert on_73.definition.registers["REVIDR_EL1"] == 0x1C7 & 0xFF == 0xC7
+    assert on_73.definition.registers["CLIDR_EL1"] == 0x02000021
+    assert on_73.gives_up == {
+        "altra-7.3": ["cpu_revidr: 0x1c7 -> 0xc7"],
+        "graviton2-7.3": ["cpu_revidr: 0xff -> 0xc7", "hw_prop_LoC: 1 -> 2", "hw_prop_Ctype2: 0 -> 4",
+                          "hw_prop_Ctype1: 4 -> 1", "hw_prop_DIC: on -> off"],
+    }
 
 
 def test_graviton3_passthrough_blocked_on_graviton4():

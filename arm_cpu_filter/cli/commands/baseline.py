@@ -1,5 +1,7 @@
-"""``baseline SNAPSHOT... [--output FILE]``: the richest CPU definition every host accepts.
-Exit status 1 when no such definition exists (the conflicting fields and hosts are listed)."""
+"""``baseline SNAPSHOT... [--output FILE]``: the richest CPU definition every host accepts
+(the same whatever order the hosts are given in).  Stdout is JSON only: the definition (text
+format) or the whole result (``--format json``); what each host gives up goes to stderr.  Exit
+status 1 when no such definition exists (the conflicting fields and hosts are listed on stderr)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def emit(result: Any, args: argparse.Namespace) -> int:
-    """Print a BaselineResult (also used by ``pool-baseline``); needs ``args.output``/``format``."""
+    """Print a BaselineResult (also used by ``pool-baseline``); needs ``args.output``/``format``.
+    Stdout carries only JSON (the result object, or in text mode the definition itself), so it
+    can be redirected or piped; the commentary (what each host gives up, warnings, conflicts)
+    goes to stderr."""
+    import sys
+
     # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.snapshot import dumps
     from arm_cpu_filter.snapshot.files import save
@@ -37,16 +44,16 @@ def emit(result: Any, args: argparse.Namespace) -> int:
     if args.format == "json":
         emit_json(result.to_dict())
     elif result.definition is None:
-        print("no CPU definition is accepted by every host:")
+        print("no CPU definition is accepted by every host:", file=sys.stderr)
         for c in result.conflicts:
             where = c["register"] + (f".{c['field']}" if c.get("field") else "")
             hosts = ", ".join(f"{h}={v}" for h, v in c.get("hosts", {}).items())
-            print(f"  {where}: {c['reason']}" + (f" ({hosts})" if hosts else ""))
+            print(f"  {where}: {c['reason']}" + (f" ({hosts})" if hosts else ""), file=sys.stderr)
     else:
         if not args.output:
-            print(dumps(result.definition), end="")
+            sys.stdout.write(dumps(result.definition))
         for host, lost in result.gives_up.items():
-            print(f"# {host} gives up: {', '.join(lost) if lost else 'nothing'}")
+            print(f"{host} gives up: {', '.join(lost) if lost else 'nothing'}", file=sys.stderr)
         for w in result.warnings:
-            print(f"# warning: {w}")
+            print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK if result.definition is not None else EXIT_NOT_USABLE

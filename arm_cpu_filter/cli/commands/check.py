@@ -1,5 +1,6 @@
-"""``check (--definition FILE | MODEL[,PROP=VAL...]) --host SNAPSHOT``: would this host's KVM
-realize the CPU?  Exit status 0 usable, 1 not usable, 2 error."""
+"""``check (--definition FILE | MODEL[,PROP=VAL...] | FILE) --host SNAPSHOT``: would this host's
+KVM realize the CPU?  A positional FILE (a path or ``*.json``) is read as a definition; a MODEL and
+``--definition`` together are an error.  Exit status 0 usable, 1 not usable, 2 error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from arm_cpu_filter.cli.output import emit_json, table
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check a CPU definition or model against a host", description=__doc__)
-    p.add_argument("model", nargs="?", help="MODEL[,PROP=VAL...]")
+    p.add_argument("model", nargs="?", metavar="MODEL|FILE", help="MODEL[,PROP=VAL...] or a definition file")
     p.add_argument("--definition", metavar="FILE", help="CPU definition (or snapshot) JSON file")
     p.add_argument("--host", required=True, metavar="SNAPSHOT", help="host snapshot file or sample name")
     add_format(p)
@@ -20,10 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # loaded on use: building the parser imports every command module, so start-up stays small
-    from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
+    from arm_cpu_filter.cli.loaders import definition_arg, names_a_file, snapshot_arg
     from arm_cpu_filter.engine import check
 
     definition = definition_arg(args.model, args.definition)
+    model = None if args.model is None or names_a_file(args.model) else args.model
     host = snapshot_arg(args.host)
     result = check(definition, host)
     out = result.to_dict()
@@ -32,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
         from arm_cpu_filter.engine import fix as find_fix
         from arm_cpu_filter.engine import fix_model
 
-        if args.model:  # model specs get model-level names (composites, properties)
-            model_fix = fix_model(args.model, host)
+        if model:  # model specs get model-level names (composites, properties)
+            model_fix = fix_model(model, host)
             fix = dict(model_fix.changes) if model_fix.usable else None
         else:
             fix = find_fix(definition, host)

@@ -27,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter.cli.loaders import definition_arg, snapshot_arg
     from arm_cpu_filter.engine import check
@@ -48,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"instance {args.instance}: no CPU recorded in {store.url}")
         definition, source = store.definition(record.fingerprint), record.host
     else:
-        is_file = os.path.exists(args.definition) or args.definition.endswith(".json")
-        definition = definition_arg(None if is_file else args.definition, args.definition if is_file else None)
+        definition = definition_arg(args.definition)  # a file path or MODEL[,PROP=VAL...]
         source = None
     if store is not None:
         fleet = Fleet(store, max_age=args.max_age)
