@@ -1,11 +1,12 @@
 """Live or cold: what a Nova ``RequestSpec`` tells about the kind of move it schedules.
 
 Nova puts no move kind in the RequestSpec (only a rebuild is marked, ``_nova_check_type``).
-The instance's ``task_state`` tells (paths in Nova's tree), and the API saves it before it asks the conductor
-(``nova/compute/api.py``): ``API.live_migrate`` sets ``MIGRATING``, ``API.resize`` (cold migration
-included) ``RESIZE_PREP``, ``API.evacuate`` ``REBUILDING``.  :func:`cold_move` reads it from the
-instance's cell (two indexed reads per move request, none for boots).  An evacuation starts a new
-QEMU from the disks: a cold move, which also works when the dead source's data has gone stale.
+The instance's ``task_state`` tells, and the API saves it before it asks the conductor (paths
+in Nova's tree: ``nova/compute/api.py``): ``API.live_migrate`` sets ``MIGRATING``, ``API.resize``
+(cold migration included) ``RESIZE_PREP``, ``API.evacuate`` ``REBUILDING``.  :func:`cold_move`
+reads it from the instance's cell (two indexed reads per move request, none for boots).  An
+evacuation starts a new QEMU from the disks: a cold move, which also works when the dead
+source's data has gone stale.
 
 The spec's own mark is not enough: ``API.resize`` always sets ``requested_destination =
 Destination(allow_cross_cell_move=...)`` (:func:`marked_cold`), but by the time the filters run
@@ -13,8 +14,8 @@ a live migration's Destination has that field too -- the conductor gives it a ce
 (``LiveMigrationTask._get_request_spec_for_select_destinations``) and Nova's
 ``HostManager.get_host_states_by_uuids`` then reads ``allow_cross_cell_move``, which sets its
 default (False).  A whole Nova shows it (``tests/functional``).  The mark is only the fallback
-when the instance cannot be read (the in-process scheduler tests have no instance); when neither
-tells, the move is judged live (fail closed).
+when the instance cannot be read (specs built without one, as in the in-process scheduler
+tests); when neither tells, the move is judged live (fail closed).
 
 ``ignore_hosts`` holds the source for live migration (``LiveMigrationTask._find_destination``),
 evacuation and resize.  Unshelve sets none (``unshelve_instance``) and it is not persisted: a

@@ -13,7 +13,8 @@
   the model's trait (``arm-cpu-filter flavor``): placement then returns only the hosts whose
   provider config carries ``CUSTOM_ARM_CPU_MODEL_<NAME>`` (the agent writes one per model the
   host realizes), so Nova's handlers and ours see those candidates only;
-  ``nova_candidates[...]`` says how many candidates each request had;
+  ``nova_candidates[...]`` says how many candidates each request had, and
+  ``nova_weigher_floor_ms[...]`` what Nova's weight handler charges for any weigher over them;
 - ``store_load_10k_s`` / ``store_load_10k_peak_mb``: reading 10,000 host records (file
   backend) plus the 20 snapshots they point at, as a scheduler does on refresh.
 """
@@ -193,6 +194,10 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
         boot = specs["passthrough boot"]
         floor = min(run(boot, False, [zero_weigher()]) for _ in range(repeat)) - min(run(boot, False) for _ in range(repeat))
         out["nova_weigher_floor_ms"] = round(floor * 1e3, 2)
+        few = candidates[prefiltered]
+        floor = min(run(boot, False, [zero_weigher()], states=few) for _ in range(repeat)) - min(
+            run(boot, False, states=few) for _ in range(repeat))
+        out[f"nova_weigher_floor_ms[{prefiltered}]"] = round(floor * 1e3, 2)
         out["nova_bench_hosts"] = len(states)
         return out
     finally:
