@@ -1,32 +1,25 @@
 """Live or cold: what a Nova ``RequestSpec`` tells about the kind of move it schedules.
 
-Nova puts no move kind in the RequestSpec (only a rebuild is marked, ``_nova_check_type``);
-the instance's ``task_state`` says it but is not in the spec.  What the spec does show
-(paths in Nova's tree):
+Nova puts no move kind in the RequestSpec (only a rebuild is marked, ``_nova_check_type``).
+The instance's ``task_state`` tells, and the API saves it before it asks the conductor (paths
+in Nova's tree: ``nova/compute/api.py``): ``API.live_migrate`` sets ``MIGRATING``, ``API.resize``
+(cold migration included) ``RESIZE_PREP``, ``API.evacuate`` ``REBUILDING``.  :func:`cold_move`
+reads it from the instance's cell (two indexed reads per move request, none for boots).  An
+evacuation starts a new QEMU from the disks: a cold move, which also works when the dead
+source's data has gone stale.
 
-- resize and cold migration: ``API.resize`` always sets ``requested_destination =
-  Destination(allow_cross_cell_move=...)``, with or without a target host
-  (``nova/compute/api.py``, ``API.resize``, the two ``objects.Destination(`` calls before
-  ``compute_task_api.resize_instance``).  Live migration builds its Destination with a cell
-  or a host only (``nova/conductor/tasks/live_migrate.py``,
-  ``_get_request_spec_for_select_destinations``; ``API.live_migrate``), as do evacuation and
-  unshelve (``nova/conductor/manager.py``, ``_restrict_request_spec_to_cell``; ``API.evacuate``,
-  ``API.unshelve``).  ``requested_destination`` is never persisted with the spec
-  (``nova/objects/request_spec.py``, ``RequestSpec._get_update_primitives``: "Don't persist
-  these since they are per-request"), so the field comes from the current request only.
-- live migration: ``ignore_hosts`` always holds the source (``LiveMigrationTask._find_destination``:
-  ``attempted_hosts = [self.source]``).  Unshelve sets no ``ignore_hosts`` (``unshelve_instance``),
-  and it is not persisted either: a recorded instance scheduled without ``ignore_hosts`` is
-  unshelved (or resized, which the mark above already tells) -- a new QEMU, a cold move.
-- evacuation: ``ignore_hosts = [instance.host]`` (``ComputeTaskManager.rebuild_instance``),
-  with a Destination like a live migration's, so the spec alone cannot tell it from a live
-  migration.  The instance can: ``API.evacuate`` sets ``task_state = REBUILDING`` and saves it
-  before it asks the conductor (``nova/compute/api.py``, ``API.evacuate``: "instance.task_state =
-  task_states.REBUILDING"), while ``API.live_migrate`` sets ``MIGRATING``.  :func:`evacuating`
-  reads it from the instance's cell (two indexed reads per move request, none for boots).  An
-  evacuation starts a new QEMU from the disks: a cold move, which also works when the dead
-  source's data has gone stale.  When the instance cannot be read, the move is judged live (fail
-  closed).
+The spec's own mark is not enough: ``API.resize`` always sets ``requested_destination =
+Destination(allow_cross_cell_move=...)`` (:func:`marked_cold`), but by the time the filters run
+a live migration's Destination has that field too -- the conductor gives it a cell
+(``LiveMigrationTask._get_request_spec_for_select_destinations``) and Nova's
+``HostManager.get_host_states_by_uuids`` then reads ``allow_cross_cell_move``, which sets its
+default (False).  A whole Nova shows it (``tests/functional``).  The mark is only the fallback
+when the instance cannot be read (specs built without one, as in the in-process scheduler
+tests); when neither tells, the move is judged live (fail closed).
+
+``ignore_hosts`` holds the source for live migration (``LiveMigrationTask._find_destination``),
+evacuation and resize.  Unshelve sets none (``unshelve_instance``) and it is not persisted: a
+recorded instance scheduled without ``ignore_hosts`` is unshelved -- a new QEMU, a cold move.
 """
 
 from __future__ import annotations
@@ -45,18 +38,29 @@ def marked_cold(spec_obj: Any) -> bool:
         return False
 
 
-def evacuating(spec_obj: Any) -> bool:
-    """True when the instance of ``spec_obj`` is being evacuated (its task_state is REBUILDING;
-    a rebuild in place never reaches the filter: ``RUN_ON_REBUILD = False``)."""
+def cold_move(spec_obj: Any) -> bool:
+    """True when ``spec_obj`` moves its instance cold: the instance's task_state says a resize,
+    cold migration or evacuation (a rebuild in place never reaches the filter:
+    ``RUN_ON_REBUILD = False``); False when it says a live migration; else :func:`marked_cold`."""
+    from nova.compute import task_states
+
+    task_state = _task_state(spec_obj)
+    if task_state == task_states.MIGRATING:
+        return False
+    if task_state in (task_states.RESIZE_PREP, task_states.REBUILDING):
+        return True
+    return marked_cold(spec_obj)
+
+
+def _task_state(spec_obj: Any) -> str | None:
+    """The task_state of ``spec_obj``'s instance, None when it cannot be read."""
     try:
         from nova import context as nova_context
         from nova import objects
-        from nova.compute import task_states
-
         ctx, uuid = spec_obj._context, spec_obj.instance_uuid
         mapping = objects.InstanceMapping.get_by_instance_uuid(ctx, uuid)
         with nova_context.target_cell(ctx, mapping.cell_mapping) as cctx:
             instance = objects.Instance.get_by_uuid(cctx, uuid, expected_attrs=[])
-        return instance.task_state == task_states.REBUILDING
-    except Exception:  # no context, mapping or instance (or a DB error): unknown, so live (fail closed)
-        return False
+        return instance.task_state
+    except Exception:  # no context, mapping or instance (or a DB error): unknown
+        return None

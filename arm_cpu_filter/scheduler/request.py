@@ -114,9 +114,9 @@ def resolve(
     ignore_hosts: Sequence[str] | None = None,
     cold: bool = False,
 ) -> CpuRequest:
-    """The request's CPU; ``cold``: the RequestSpec marks a resize or cold migration
-    (:func:`arm_cpu_filter.scheduler.move_kind.marked_cold`).  A move is live unless it is
-    marked cold or has no ``ignore_hosts`` (an unshelve; see ``move_kind``)."""
+    """The request's CPU; ``cold``: a resize, cold migration or evacuation
+    (:func:`arm_cpu_filter.scheduler.move_kind.cold_move`).  A move is live unless it is
+    cold or has no ``ignore_hosts`` (an unshelve; see ``move_kind``)."""
     try:
         spec = CpuSpec.from_extra_specs(extra_specs)
     except ArmCpuFilterError as exc:

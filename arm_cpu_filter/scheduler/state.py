@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from arm_cpu_filter import conf, logsafe
 from arm_cpu_filter.scheduler.fleet import Fleet, explain, explain_move
-from arm_cpu_filter.scheduler.move_kind import evacuating, marked_cold
+from arm_cpu_filter.scheduler.move_kind import cold_move
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
 from arm_cpu_filter.store import open_store
 
@@ -90,7 +90,7 @@ def request_for(spec_obj: Any) -> CpuRequest:
             flavor = _field(spec_obj, "flavor")
             extra_specs = dict(_field(flavor, "extra_specs") or {}) if flavor is not None else {}
             ignore_hosts = list(_field(spec_obj, "ignore_hosts") or [])
-            cold = marked_cold(spec_obj) or (bool(ignore_hosts) and evacuating(spec_obj))
+            cold = cold_move(spec_obj) if ignore_hosts else False  # without ignore_hosts a move is cold anyway
             request = resolve(f, extra_specs, uuid, ignore_hosts, cold=cold)
             if request.store_error:  # has the store gone down since the last read? (not for a bad flavor)
                 f.refresh(force=True)

@@ -50,6 +50,13 @@ _own_cpu: dict[str, str] = {}
 _by_host: dict[tuple[int, int, str, tuple[str, str | None] | None], dict[str, float]] = {}
 
 
+def reset() -> None:
+    """Forget the cached scores (tests, reconfiguration: a new fleet may reuse an old one's id)."""
+    _richness.clear()
+    _own_cpu.clear()
+    _by_host.clear()
+
+
 def move_reference(fleet: Fleet, request: CpuRequest) -> tuple[str, str | None]:
     """What a move's destination must match to be "identical": for a host-passthrough instance
     with a recorded CPU, ("own", that CPU's fingerprint) -- compared with the CPU a VM started on

@@ -95,3 +95,22 @@ def test_compare_unknown_name_says_what_was_expected(capsys):
 def test_compare_a_model_with_a_sample_host(capsys):
     rc, out, _ = run(capsys, "compare", "graviton3-v1", "graviton3", "--format", "json")
     assert rc == 0 and json.loads(out)["result"] == "subset"
+
+
+def test_flavor_prints_the_extra_specs_and_the_trait(capsys):
+    rc, out, _ = run(capsys, "flavor", "graviton3-v1,feat_AES=aes")
+    assert rc == 0
+    assert out.splitlines() == ["arm_cpu:model=graviton3-v1", "arm_cpu:feat_AES=aes",
+                                "trait:CUSTOM_ARM_CPU_MODEL_GRAVITON3_V1=required"]
+    rc, out, _ = run(capsys, "flavor", "grace-v1", "--json")
+    assert rc == 0
+    assert json.loads(out) == {"arm_cpu:model": "grace-v1", "trait:CUSTOM_ARM_CPU_MODEL_GRACE_V1": "required"}
+    rc, again, _ = run(capsys, "flavor", "grace-v1", "--format", "json")
+    assert again == out
+
+
+def test_flavor_errors_are_one_line_exit_2(capsys):
+    for spec, word in [("gravitn3-v1", "gravitn3-v1"), ("grace-v1,feat_AES=fast", "fast"),
+                       ("grace-v1,feat_AESX=on", "feat_AESX")]:
+        rc, out, err = run(capsys, "flavor", spec)
+        assert rc == 2 and out == "" and err.count("\n") == 1 and word in err, (spec, err)

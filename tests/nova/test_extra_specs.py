@@ -70,3 +70,14 @@ def test_cpu_spec_from_extra_specs(specs, mode, model):
 def test_bad_combinations(specs, message):
     with pytest.raises(InputError, match=message):
         CpuSpec.from_extra_specs(specs)
+
+
+def test_the_flavor_commands_properties_pass_novas_validators():
+    from arm_cpu_filter.cli.commands.flavor import flavor_properties
+
+    props = flavor_properties("graviton3-v1,feat_AES=aes,hw_prop_DIC=off")
+    specs = {k: v for k, v in props.items() if k.startswith("arm_cpu:")}
+    assert specs == {"arm_cpu:model": "graviton3-v1", "arm_cpu:feat_AES": "aes", "arm_cpu:hw_prop_DIC": "off"}
+    for name, value in specs.items():
+        validators.validate(name, value)
+    assert CpuSpec.from_extra_specs(props).model == "graviton3-v1,feat_AES=aes,hw_prop_DIC=off"

@@ -288,3 +288,17 @@ def test_an_evacuation_is_a_cold_move_told_by_the_instances_task_state(sandbox, 
         spec = sandbox.request_spec({}, instance_uuid=vm, ignore_hosts=["g2-b"])
         assert state.request_for(spec).live is live, task_state
         assert admitted(sandbox.schedule(spec)) == expected, task_state
+
+
+def test_the_instances_task_state_tells_a_live_migration_from_a_resize(sandbox, fleet_store, fleet_snapshots):
+    """Nova's HostManager sets Destination.allow_cross_cell_move on a live migration's request too
+    (it reads the field's default when the conductor bound the move to a cell): the instance's
+    task_state, not that mark, decides; the mark decides only when the instance cannot be read."""
+    from arm_cpu_filter.scheduler import state
+
+    for task_state, live in (("migrating", True), ("resize_prep", False), ("rebuilding", False)):
+        vm = _instance_in_cell(sandbox, "g2-b", task_state)
+        spec = sandbox.request_spec({}, instance_uuid=vm, ignore_hosts=["g2-b"], resize=True)
+        assert state.request_for(spec).live is live, task_state
+    unknown = sandbox.request_spec({}, instance_uuid=str(uuid.uuid4()), ignore_hosts=["g2-b"], resize=True)
+    assert state.request_for(unknown).live is False

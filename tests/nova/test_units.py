@@ -207,3 +207,18 @@ def test_loading_novas_fakes_leaves_the_process_unpatched():
     import eventlet.patcher
 
     assert not eventlet.patcher.is_monkey_patched("thread")  # later tests start real threads
+
+
+def test_the_bench_prefilters_the_hosts_whose_provider_config_carries_the_trait():
+    from arm_cpu_filter.agent.provider_config import provider_config, trait_name
+    from arm_cpu_filter.engine.catalog import usable_models
+    from arm_cpu_filter.samples import sample_host
+    from arm_cpu_filter.testing.nova.bench import trait_hosts
+
+    fleet = {"a": sample_host("altra"), "b": sample_host("graviton2-7.3"), "c": sample_host("graviton2"),
+             "d": sample_host("a64fx")}
+    assert trait_hosts(fleet, "altra-v1") == ["a", "b"]
+    assert trait_hosts(fleet, "graviton2-v1") == ["b", "c"]
+    assert trait_hosts(fleet, "grace-v1") == []
+    carrying = [h for h, s in fleet.items() if trait_name("altra-v1") in provider_config(usable_models(s), h)]
+    assert carrying == ["a", "b"]

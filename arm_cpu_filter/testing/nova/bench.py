@@ -9,6 +9,12 @@
   code alone (``filter_all`` + ``weigh_objects``); ``nova_weigher_floor_ms`` is what Nova's
   weight handler charges for a weigher that returns zeros for all 10,000 hosts (its per-host
   bookkeeping: the floor under any weigher, Nova's own included);
+- ``nova_overhead_prefiltered_ms``: the named-model boot again, when its flavor also requires
+  the model's trait (``arm-cpu-filter flavor``): placement then returns only the hosts whose
+  provider config carries ``CUSTOM_ARM_CPU_MODEL_<NAME>`` (the agent writes one per model the
+  host realizes), so Nova's handlers and ours see those candidates only;
+  ``nova_candidates[...]`` says how many candidates each request had, and
+  ``nova_weigher_floor_ms[...]`` what Nova's weight handler charges for any weigher over them;
 - ``store_load_10k_s`` / ``store_load_10k_peak_mb``: reading 10,000 host records (file
   backend) plus the 20 snapshots they point at, as a scheduler does on refresh.
 """
@@ -105,6 +111,15 @@ def host_states(names: list[str]) -> list[Any]:
     return out
 
 
+def trait_hosts(fleet: dict[str, HostSnapshot], model: str) -> list[str]:
+    """The hosts whose agent-written provider config carries ``model``'s trait: what placement
+    returns for a flavor with ``trait:CUSTOM_ARM_CPU_MODEL_<NAME>=required``."""
+    from arm_cpu_filter.engine.catalog import usable_models
+
+    carries = {fp: model in usable_models(snap) for fp, snap in {s.fingerprint: s for s in fleet.values()}.items()}
+    return [host for host, snap in fleet.items() if carries[snap.fingerprint]]
+
+
 def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dict[str, float]:
     from oslo_config import cfg
 
@@ -126,15 +141,23 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
         migrating = str(uuidlib.uuid4())
         first = next(iter(fleet))
         open_store(url).record_instance(migrating, fleet[first].as_definition(), first)
+        model = _a_model()
         specs = {
             "passthrough boot": sb.request_spec({}),
-            "named-model boot": sb.request_spec({"arm_cpu:model": _a_model()}),
+            "named-model boot": sb.request_spec({"arm_cpu:model": model}),
             "passthrough live migration": sb.request_spec({}, instance_uuid=migrating, ignore_hosts=[first]),
         }
 
         from nova.scheduler.weights import WeighedHost
 
-        def ours_only(spec: Any) -> float:
+        candidates = {label: states for label in specs}
+        # the named-model boot once more, its flavor requiring the model's trait: placement's answer
+        prefiltered = "named-model boot, trait required"
+        specs[prefiltered] = sb.request_spec({"arm_cpu:model": model})
+        with_trait = set(trait_hosts(fleet, model))
+        candidates[prefiltered] = [h for h in states if h.host in with_trait]
+
+        def ours_only(spec: Any, states: list[Any]) -> float:
             """Our code alone: filter_all plus weigh_objects, without Nova's handler bookkeeping."""
             t = time.perf_counter()
             hosts = list(ours[0].filter_all(states, spec))
@@ -142,7 +165,7 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
                 w.weigh_objects([WeighedHost(h, 0.0) for h in hosts], spec)
             return time.perf_counter() - t
 
-        def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None) -> float:
+        def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None, states: list[Any] = states) -> float:
             t = time.perf_counter()
             hosts = states
             if with_ours:
@@ -152,21 +175,29 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
 
         out: dict[str, float] = {}
         cold = time.perf_counter()
-        for spec in specs.values():
-            run(spec, True)
+        for label, spec in specs.items():
+            run(spec, True, states=candidates[label])
         out["nova_first_requests_s"] = round(time.perf_counter() - cold, 3)
         overheads = []
         for label, spec in specs.items():
-            with_ours = min(run(spec, True) for _ in range(repeat))
-            without = min(run(spec, False) for _ in range(repeat))
+            hosts = candidates[label]
+            with_ours = min(run(spec, True, states=hosts) for _ in range(repeat))
+            without = min(run(spec, False, states=hosts) for _ in range(repeat))
             ms = (with_ours - without) * 1e3
             out[f"nova_overhead_ms[{label}]"] = round(ms, 2)
-            out[f"plugin_code_ms[{label}]"] = round(min(ours_only(spec) for _ in range(repeat)) * 1e3, 2)
-            overheads.append(ms)
+            out[f"plugin_code_ms[{label}]"] = round(min(ours_only(spec, hosts) for _ in range(repeat)) * 1e3, 2)
+            out[f"nova_candidates[{label}]"] = len(hosts)
+            if label != prefiltered:
+                overheads.append(ms)
         out["nova_overhead_per_request_ms"] = round(sum(overheads) / len(overheads), 2)
+        out["nova_overhead_prefiltered_ms"] = out[f"nova_overhead_ms[{prefiltered}]"]
         boot = specs["passthrough boot"]
         floor = min(run(boot, False, [zero_weigher()]) for _ in range(repeat)) - min(run(boot, False) for _ in range(repeat))
         out["nova_weigher_floor_ms"] = round(floor * 1e3, 2)
+        few = candidates[prefiltered]
+        floor = min(run(boot, False, [zero_weigher()], states=few) for _ in range(repeat)) - min(
+            run(boot, False, states=few) for _ in range(repeat))
+        out[f"nova_weigher_floor_ms[{prefiltered}]"] = round(floor * 1e3, 2)
         out["nova_bench_hosts"] = len(states)
         return out
     finally:
