@@ -39,7 +39,7 @@ def missing_extra(exc: ImportError, feature: str) -> MissingExtra | None:
     if top not in PROVIDERS:
         return None
     package, extra = PROVIDERS[top]
-    return MissingExtra(feature, package, extra)
+    return MissingExtra(feature, package, extra, top)
 
 
 def require(module: str, feature: str) -> ModuleType:
