@@ -15,3 +15,15 @@ class UnknownNameError(InputError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingExtra(ArmCpuFilterError, ImportError):
+    """A feature's package is not installed: the message ends with the pip line that installs it
+    (``extra`` None: a core dependency, so the plain install repairs it).  Still an ImportError
+    (``name`` is the missing module), so a caller that can do without the feature may catch it."""
+
+    def __init__(self, feature: str, package: str, extra: str | None, module: str | None = None) -> None:
+        self.feature, self.package, self.extra = feature, package, extra
+        self.pip = f"pip install 'arm-cpu-filter[{extra}]'" if extra else "pip install arm-cpu-filter"
+        super().__init__(f"{feature} needs {package}: {self.pip}")
+        self.name = module

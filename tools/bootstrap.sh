@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything arm-cpu-filter needs on a fresh Debian 12 machine, idempotently:
-# Debian packages (apt), a virtualenv in .venv with the project and its test/runtime extras.
+# Debian packages (apt), a virtualenv in .venv with the project and its test/runtime extras at the
+# versions pinned in constraints.txt.
 # Usage: tools/bootstrap.sh            (safe to rerun; does nothing that is already done)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +33,11 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.bootstrap-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+# the tested versions of everything (constraints.txt): a change to it reinstalls, like one to setup.cfg
+stamp=.venv/.bootstrap-$(cat setup.cfg pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -e "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -c constraints.txt -e ".[test]"
   rm -f .venv/.bootstrap-*
   touch "$stamp"
 fi

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.extras import require
 from arm_cpu_filter.libvirt.xmlsafe import parse
 
 NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/1."
@@ -43,10 +44,7 @@ def parse_domain(xml: str) -> Domain:
 
 def list_domains(uri: str) -> list[Domain]:
     """Active domains of the libvirt connection ``uri`` (read-only connection)."""
-    try:
-        import libvirt
-    except ImportError:
-        raise ArmCpuFilterError("libvirt-python is not installed (pip install arm-cpu-filter[nova])") from None
+    libvirt = require("libvirt", "listing libvirt domains")
     try:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:

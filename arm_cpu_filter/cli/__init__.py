@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``cli/commands/<name>.py`` with ``register(subparsers)``; modules
 import their heavy dependencies inside the handler so start-up stays fast.  Exit status:
-0 success / usable, 1 not usable, 2 error (one line on stderr, no traceback).
+0 success / usable, 1 not usable, 2 error (one line on stderr, no traceback; a command whose
+optional package is missing names the extra that installs it, see :mod:`arm_cpu_filter.extras`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from arm_cpu_filter import __version__
 from arm_cpu_filter.cli import commands
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
+from arm_cpu_filter.extras import missing_extra
 
 EXIT_OK, EXIT_NOT_USABLE, EXIT_ERROR = 0, 1, 2
 
@@ -75,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ArmCpuFilterError as exc:
         print(f"arm-cpu-filter {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ImportError as exc:  # an optional package the handler's code path imports
+        missing = missing_extra(exc, "this command")
+        if missing is None:
+            raise
+        print(f"arm-cpu-filter {args.command}: error: {missing}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK

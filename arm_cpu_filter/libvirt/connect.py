@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from arm_cpu_filter.errors import ArmCpuFilterError
+from arm_cpu_filter.extras import require
 
 
 class LibvirtError(ArmCpuFilterError):
-    """libvirt-python is missing, or the connection or call failed."""
+    """The libvirt connection or call failed."""
 
 
 def _quiet(_ctx: object, _err: object) -> None:
@@ -16,10 +17,7 @@ def _quiet(_ctx: object, _err: object) -> None:
 def get_domain_capabilities(uri: str, *, arch: str = "aarch64", virttype: str | None = "kvm",
                             machine: str | None = None, emulator: str | None = None) -> str:
     """``virConnectGetDomainCapabilities`` on ``uri`` as XML text (the call needs a read-write connection)."""
-    try:
-        import libvirt
-    except ImportError:
-        raise LibvirtError("--connect needs libvirt-python (pip install 'arm-cpu-filter[libvirt]')") from None
+    libvirt = require("libvirt", "--connect")
     libvirt.registerErrorHandler(_quiet, None)
     try:
         conn = libvirt.open(uri)

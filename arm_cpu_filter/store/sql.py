@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from arm_cpu_filter.errors import InputError
+from arm_cpu_filter.extras import missing_extra, require
 from arm_cpu_filter.store import (
     DEFINITION,
     SNAPSHOT,
@@ -83,8 +84,8 @@ class SqlStore(HostStore):
         """``sleep`` pauses between retries of a locked SQLite database (tests inject their own)."""
         super().__init__()
         self._sleep = sleep
-        import sqlalchemy as sa
-        from sqlalchemy import exc as sa_exc
+        sa = require("sqlalchemy", "an SQL store")
+        sa_exc = require("sqlalchemy.exc", "an SQL store")
 
         self._sa, self._exc = sa, sa_exc
         #: every spelling of the password: none may appear in any message
@@ -97,7 +98,12 @@ class SqlStore(HostStore):
             self._engine, self._sqlite_file = _engine(sa, parsed)
         except sa_exc.NoSuchModuleError:
             raise InputError(f"store URL {url.split('://')[0]}://...: unknown database dialect or driver") from None
-        except (sa_exc.ArgumentError, ValueError, ImportError) as exc:
+        except ImportError as exc:  # the URL's database driver is not installed
+            missing = missing_extra(exc, f"store URL {url.split('://')[0]}://...")
+            if missing is not None:
+                raise missing from None
+            raise InputError(f"store URL: {self._mask(str(exc).splitlines()[0])}") from None
+        except (sa_exc.ArgumentError, ValueError) as exc:
             raise InputError(f"store URL: {self._mask(str(exc).splitlines()[0])}") from None
         self._md, self._blob, self._hosts, self._instances = _tables(sa)
         self._ready = False

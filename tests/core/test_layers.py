@@ -14,8 +14,8 @@ import arm_cpu_filter
 PACKAGE = Path(arm_cpu_filter.__file__).parent
 ROOT = "arm_cpu_filter"
 
-#: Importable by every unit: the shared error classes, safe log text, the package root (version).
-SHARED = frozenset({"errors", "logsafe", ""})
+#: Importable by every unit: the shared error classes, the optional-package guard, safe log text, the package root.
+SHARED = frozenset({"errors", "extras", "logsafe", ""})
 
 #: unit (first name below ``arm_cpu_filter``) -> the units it may import.  The core chain is
 #: table < snapshot < properties < models < engine; adapters use the core and the few adapter

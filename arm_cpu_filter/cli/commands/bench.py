@@ -1,4 +1,7 @@
-"""``bench [--format json] [--quick]``: measure the speed targets and print the figures."""
+"""``bench [--format json] [--quick]``: measure the speed targets and print the figures.
+
+A measurement whose optional package is not installed is listed as skipped, with the pip line
+that installs it (JSON: ``skipped``); the others still run."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for key, value in result.items():
-        if key == "notes":
+        if key in ("notes", "skipped"):
             continue
         target = TARGETS.get(key)
         ok = "" if target is None else ("ok" if value <= target else "OVER")
@@ -33,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
     print(table(rows, ["FIGURE", "VALUE", "TARGET", ""]), end="")
     for note in result.get("notes", []):
         print(f"note: {note}")
+    for skip in result.get("skipped", []):
+        print(f"skipped: {skip['reason']}")
     return 0

@@ -1,7 +1,8 @@
 """Speed targets as measurements (``arm-cpu-filter bench``), not as timed tests.
 
-Each probe returns a dict of named numbers; probes of adapters that are not installed
-(Nova, libvirt) are skipped with a note instead of failing the whole run.
+Each probe returns a dict of named numbers; a probe whose optional package is not installed
+(Nova, a database driver...) is skipped and listed under ``skipped`` with the pip line that
+installs it, instead of failing the whole run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from arm_cpu_filter.engine import accepts, baseline, check, supported
+from arm_cpu_filter.extras import missing_extra
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.table import LOWER, load_table
 
@@ -146,21 +148,33 @@ OPTIONAL = [
 ]
 
 
+def skipped(probe: str, exc: ImportError) -> dict[str, str]:
+    """The ``skipped`` entry of a probe that could not run because ``exc``'s module is missing;
+    re-raises anything that is not a missing optional package (a bug must not pass as a skip)."""
+    missing = missing_extra(exc, probe)
+    if missing is None:
+        raise exc
+    return {"probe": probe, "reason": str(missing), "install": missing.pip}
+
+
 def run_all(quick: bool = False) -> dict[str, Any]:
+    """Every probe's figures, plus ``notes`` and ``skipped`` (probes that could not run) when any."""
     out: dict[str, Any] = {}
     out.update(bench_engine())
     out.update(bench_migrate())
     out.update(bench_cli_startup())
-    notes = []
+    notes, skips = [], []
     for module, func in OPTIONAL:
         try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            notes.append(f"{module}: skipped ({exc})")
+            figures = getattr(importlib.import_module(module), func)(quick=quick)
+        except ImportError as exc:
+            skips.append(skipped(module.removeprefix("arm_cpu_filter.testing."), exc))
             continue
-        figures = fn(quick=quick)
         notes.extend(figures.pop("notes", []))
+        skips.extend(figures.pop("skipped", []))
         out.update(figures)
     if notes:
         out["notes"] = notes
+    if skips:
+        out["skipped"] = skips
     return out

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from arm_cpu_filter.errors import MissingExtra
+from arm_cpu_filter.extras import require
 from arm_cpu_filter.testing.fuzz import KINDS, FuzzSetupError, Target, load_target
 
 BATCH = 2000
@@ -109,11 +111,9 @@ class Report:
 
 def _hypothesis() -> Any:
     try:
-        import hypothesis
-    except ImportError:
-        raise FuzzSetupError("fuzzing needs hypothesis: pip install 'arm-cpu-filter[fuzz]' "
-                             "(or: pip install hypothesis)") from None
-    return hypothesis
+        return require("hypothesis", "fuzzing")
+    except MissingExtra as exc:
+        raise FuzzSetupError(str(exc)) from None
 
 
 def _peak_mib() -> float:

@@ -29,6 +29,7 @@ import uuid as uuidlib
 from typing import Any
 
 from arm_cpu_filter.snapshot import HostSnapshot
+from arm_cpu_filter.testing.bench import skipped
 
 HOSTS, DISTINCT = 10000, 20
 
@@ -244,12 +245,18 @@ def bench_all(quick: bool = False) -> dict[str, Any]:
         url = f"file://{tmp}/store"
         fleet = fill_store(url, hosts)
         out: dict[str, Any] = bench_store_load(url)
-        sql = bench_store_load(fill_sql(f"sqlite:///{tmp}/store.sqlite", fleet))
-        out.update({f"sqlite_{k}": v for k, v in sql.items() if k != "store_load_hosts"})
+        skips = []
+        try:
+            sql = bench_store_load(fill_sql(f"sqlite:///{tmp}/store.sqlite", fleet))
+            out.update({f"sqlite_{k}": v for k, v in sql.items() if k != "store_load_hosts"})
+        except ImportError as exc:
+            skips.append(skipped("sqlite store load", exc))
         try:
             out.update(bench_nova(url, fleet, repeat=3 if quick else 5))
         except ImportError as exc:
-            out["notes"] = [f"nova scheduler bench skipped: {exc}"]
+            skips.append(skipped("nova scheduler overhead", exc))
+        if skips:
+            out["skipped"] = skips
         return out
 
 
