@@ -124,7 +124,8 @@ def test_agent_killed_at_random_points(backend, sandbox, tmp_path, request, caps
             proc.wait(timeout=60)
     assert kills == KILLS
     assert observer.seen[A] and observer.seen[B], observer.seen  # the kills landed in different rounds
-    figures = {"agent processes SIGKILLed": kills, "kill window s": round(window, 3), "states seen": dict(observer.seen), "state changes": observer.changes}
+    figures = {"agent processes SIGKILLed": kills, "kill window s": round(window, 3),
+               "states seen": dict(observer.seen), "state changes": observer.changes}
     if backend == "file":  # each left-over temporary file is a kill inside an atomic write
         figures["kills inside a file write (temporaries left)"] = _leftover_temporaries(
             tmp_path / "store" / "hosts", tmp_path / "store" / "snapshots", provider.parent)
