@@ -115,19 +115,19 @@ def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
 
 
 def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
-    table = load_table()
-    aarch32_el0 = snap.aarch32_el0
-    views: dict[str, RegisterView] = {}
-    hidden = _hidden_masks(features)
-    masks = snap.writable_masks or {}
-    for name, value in snap.registers.items():
-        reg = table.get(name)
-        kind = _kind(reg, snap, aarch32_el0)
-        limit = value & ~hidden.get(name, 0)
-        writable = masks.get(name, 0)
-        checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
-        views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
-    return HostView(snap, features, views, aarch32_el0)
+    views = {name: register_view(snap, features, name) for name in snap.registers}
+    return HostView(snap, features, views, snap.aarch32_el0)
+
+
+def register_view(snap: HostSnapshot, features: frozenset[str], name: str) -> RegisterView:
+    """One register of the view of ``snap`` for ``features`` (``name`` must be in the snapshot):
+    a host's first check builds only the registers a definition changes."""
+    reg = load_table().get(name)
+    kind = _kind(reg, snap, snap.aarch32_el0)
+    limit = snap.registers[name] & ~_hidden_masks(features).get(name, 0)
+    writable = (snap.writable_masks or {}).get(name, 0)
+    checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
+    return RegisterView(name, reg, kind, limit, writable, checked, mask)
 
 
 #: bounded: 4096 snapshot objects and 4096 distinct snapshot contents (see ``SnapshotCache``)
