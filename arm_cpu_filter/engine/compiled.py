@@ -29,7 +29,7 @@ from arm_cpu_filter.engine.hostview import (
     IMPL_ID,
     HostView,
     RegisterView,
-    hidden_mask,
+    hidden_masks,
     host_view,
     register_view,
 )
@@ -172,8 +172,13 @@ class _Context(NamedTuple):
 
     @classmethod
     def of(cls, snap: HostSnapshot) -> _Context:
-        idc = bool(load_table().field("CTR_EL0.IDC").extract(snap.registers.get("CTR_EL0", 0)))
-        return cls(kernel_series(snap), snap.writable_impl_id_regs, idc, snap.writable_masks is None)
+        idc = snap.registers.get("CTR_EL0", 0) & _idc_mask()
+        return cls(kernel_series(snap), snap.writable_impl_id_regs, bool(idc), snap.writable_masks is None)
+
+
+@cache
+def _idc_mask() -> int:
+    return load_table().field("CTR_EL0.IDC").mask
 
 
 def _chunk(rv: RegisterView, context: _Context) -> _Chunk:
@@ -369,7 +374,7 @@ def first_check(definition: CpuDefinition, snap: HostSnapshot, features: frozens
     """The compiled verdict without compiling the host: a register the definition leaves at the
     host's limit passes with one compare, each other one goes through its own chunk (and stops
     the walk when refused).  Costs a fraction of ``CompiledHost`` on a host never seen."""
-    regs, always = snap.registers, _always_checked()
+    regs, always, hidden = snap.registers, _always_checked(), hidden_masks(features)
     context = None
     for name, v in definition.registers.items():
         value = regs.get(name)
@@ -377,7 +382,7 @@ def first_check(definition: CpuDefinition, snap: HostSnapshot, features: frozens
             if name in PER_VCPU_REGISTERS:
                 continue
             return False
-        if v == value & ~hidden_mask(name, features) and name not in always:
+        if v == value & ~hidden.get(name, 0) and name not in always:
             continue
         context = context or _Context.of(snap)
         if not _register_accepts(register_view(snap, features, name), v, context, snap):
