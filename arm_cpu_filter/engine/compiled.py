@@ -14,6 +14,10 @@ A host view is compiled once into integers over the whole register file, 64 bits
 A definition is packed once per register layout into the same two forms.  Registers the
 integers cannot express (more than two intervals, CLIDR on a host without CTR_EL0.IDC) stay
 "slow" and go through the reference rule.  Caches are bounded (see the constants below).
+
+Compiling costs a walk over every register of the host, which a host checked once never earns
+back: a host's first check (``first_check``) runs the same operations over only the registers
+the definition changes, one chunk each; its second check compiles it.
 """
 
 from __future__ import annotations
@@ -356,11 +360,12 @@ def _always_checked() -> frozenset[str]:
     return frozenset(r.name for r in load_table().registers if r.kvm == "clidr")
 
 
-def _register_accepts(rv: RegisterView, v: int, context: _Context, snap: HostSnapshot) -> bool:
+def _register_accepts(rv: RegisterView, v: int, context: _Context, snap: HostSnapshot,
+                      features: frozenset[str]) -> bool:
     """One register of ``CompiledHost.accepts``: the same integer operations over its chunk."""
     c = _register_chunk(rv, context)
     if c.slow:
-        view = HostView(snap, frozenset(), {rv.name: rv}, snap.aarch32_el0)  # the rule reads only this register
+        view = HostView(snap, features, {rv.name: rv}, snap.aarch32_el0)  # the rule reads only this register
         return not check_register(rv.name, v, view, snap.registers.get("CTR_EL0", 0))
     if (v ^ c.target) & c.exact:
         return False
@@ -385,7 +390,7 @@ def first_check(definition: CpuDefinition, snap: HostSnapshot, features: frozens
         if v == value & ~hidden.get(name, 0) and name not in always:
             continue
         context = context or _Context.of(snap)
-        if not _register_accepts(register_view(snap, features, name), v, context, snap):
+        if not _register_accepts(register_view(snap, features, name), v, context, snap, features):
             return False
     return True
 
