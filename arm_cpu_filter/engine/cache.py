@@ -1,9 +1,9 @@
 """The engine's caches: explicit, bounded objects it owns, never attributes on its inputs.
 
 Snapshots and definitions are immutable and compared by identity (``eq=False``), so the fast
-key is the object itself; a snapshot seen for the first time is then looked up by its content
-(``content_key``), so the thousands of host records a store hands out over a few snapshot
-bodies compile once per body.
+key is the object itself; a snapshot seen for the first time is then looked up by the content the
+acceptance rule reads (``admission_key``), so the thousands of host records a store hands out
+over a few snapshot bodies compile once per body.
 """
 
 from __future__ import annotations
@@ -49,8 +49,24 @@ class BoundedCache(Generic[V]):
         return len(self._data)
 
 
+def admission_key(snap: HostSnapshot) -> tuple:
+    """What the ID-register acceptance rule reads from a snapshot, as a hashable key: kernel,
+    registers, writable masks, vCPU features, capabilities.  Not format 2's vCPU facts (register
+    lists, vector lengths: ``migrate`` reads those from the snapshot itself), whose digest in
+    ``HostSnapshot.content_key`` costs more than a whole first check."""
+    masks = snap.writable_masks
+    return (
+        snap.kernel,
+        tuple(snap.registers.items()),
+        None if masks is None else tuple(masks.items()),
+        snap.vcpu_features,
+        tuple(sorted(k for k, v in snap.capabilities.items() if v)),
+    )
+
+
 class SnapshotCache(Generic[V]):
-    """Values derived from (snapshot, vCPU features), built once per snapshot content.
+    """Values derived from (snapshot, vCPU features) by the acceptance rule, built once per
+    ``admission_key``.
 
     Bounds: ``size`` snapshot objects by identity (the entry holds the object, so its identity
     stays unique) and ``size`` distinct contents."""
@@ -64,7 +80,7 @@ class SnapshotCache(Generic[V]):
         key = (snap, features)
         value = self._by_object.get(key)
         if value is None:
-            content = (snap.content_key, features)
+            content = (admission_key(snap), features)
             value = self._by_content.get(content)
             if value is None:
                 value = self._by_content.put(content, self._build(snap, features))

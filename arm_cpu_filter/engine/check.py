@@ -41,8 +41,8 @@ def check(definition: CpuDefinition, host: HostSnapshot) -> CheckResult:
 
 
 def clear_caches() -> None:
-    """Forget every compiled host and definition, host view and cached refusal (for measuring a
-    first check on a host never seen; a long-lived process never needs it)."""
+    """Forget every host seen or compiled, packed definition, host view and cached refusal (for
+    measuring a first check on a host never seen; a long-lived process never needs it)."""
     clear_compiled()
     clear_views()
     _refused.clear()

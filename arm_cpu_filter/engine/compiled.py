@@ -14,6 +14,10 @@ A host view is compiled once into integers over the whole register file, 64 bits
 A definition is packed once per register layout into the same two forms.  Registers the
 integers cannot express (more than two intervals, CLIDR on a host without CTR_EL0.IDC) stay
 "slow" and go through the reference rule.  Caches are bounded (see the constants below).
+
+Compiling costs a walk over every register of the host, which a host checked once never earns
+back: a host's first check (``first_check``) runs the same operations over only the registers
+the definition changes, one chunk each; its second check compiles it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from functools import cache, lru_cache
 from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import BoundedCache, SnapshotCache
-from arm_cpu_filter.engine.hostview import CLIDR, GENERIC, IMPL_ID, HostView, RegisterView, host_view
+from arm_cpu_filter.engine.hostview import (
+    CLIDR,
+    GENERIC,
+    IMPL_ID,
+    HostView,
+    RegisterView,
+    hidden_masks,
+    host_view,
+    register_view,
+)
 from arm_cpu_filter.engine.rule import check_register, field_accepts
 from arm_cpu_filter.engine.setters import kernel_series, setter_rules
 from arm_cpu_filter.snapshot import PER_VCPU_REGISTERS, CpuDefinition, HostSnapshot
@@ -153,16 +166,35 @@ class _Chunk(NamedTuple):
     slow: bool
 
 
-def _chunk(rv: RegisterView, view: HostView, idc: bool, series: str) -> _Chunk:
+class _Context(NamedTuple):
+    """What a register's chunk depends on beyond the register itself."""
+
+    series: str
+    impl: bool  # implementation ID registers are writable
+    idc: bool  # the host's CTR_EL0.IDC
+    no_masks: bool  # a kernel without writable ID registers
+
+    @classmethod
+    def of(cls, snap: HostSnapshot) -> _Context:
+        idc = snap.registers.get("CTR_EL0", 0) & _idc_mask()
+        return cls(kernel_series(snap), snap.writable_impl_id_regs, bool(idc), snap.writable_masks is None)
+
+
+@cache
+def _idc_mask() -> int:
+    return load_table().field("CTR_EL0.IDC").mask
+
+
+def _chunk(rv: RegisterView, context: _Context) -> _Chunk:
     open_hi = _open_hi(rv.name)
-    kind, limit = rv.kind, rv.limit
+    kind, limit, series = rv.kind, rv.limit, context.series
     if kind == CLIDR:
-        if view.snapshot.writable_masks is None:
+        if context.no_masks:
             return _Chunk(_FULL, limit, open_hi, 0, 0, 0, 0, False)
-        if not idc:
+        if not context.idc:
             return _Chunk(0, 0, open_hi, 0, 0, 0, 0, True)
         return _Chunk(_FULL & ~rv.writable, 0, open_hi, 0, 0, 0, 0, False)
-    if kind == IMPL_ID and view.writable_impl_id_regs:
+    if kind == IMPL_ID and context.impl:
         if rv.name != "MIDR_EL1":
             return _Chunk(0, 0, open_hi, 0, 0, 0, 0, False)
         if limit >> 32:
@@ -192,6 +224,13 @@ def _chunk(rv: RegisterView, view: HostView, idc: bool, series: str) -> _Chunk:
 
 
 _chunks: BoundedCache[_Chunk] = BoundedCache(REGISTER_CHUNKS)
+
+
+def _register_chunk(rv: RegisterView, context: _Context) -> _Chunk:
+    """``_chunk``, kept per (register view content, context): hosts of a fleet share most registers."""
+    key = (rv.name, rv.kind, rv.limit, rv.writable, context)
+    c = _chunks.get(key)
+    return _chunks.put(key, _chunk(rv, context)) if c is None else c
 
 
 class Layout:
@@ -278,18 +317,12 @@ class CompiledHost:
         self.view = view
         snap = view.snapshot
         self.ctr = snap.registers.get("CTR_EL0", 0)
-        idc = bool(load_table().field("CTR_EL0.IDC").extract(self.ctr))
         self.layout = layout = _layout(tuple(view.registers))
-        series = kernel_series(snap)
-        impl = view.writable_impl_id_regs
         exact = target = hi = lo = hi2 = lo2 = alt = 0
         slow = []
-        context = (series, impl, idc, snap.writable_masks is None)  # what a chunk depends on beyond its register
+        context = _Context.of(snap)
         for (name, rv), b in zip(view.registers.items(), layout.base):
-            key = (name, rv.kind, rv.limit, rv.writable, context)
-            c = _chunks.get(key)
-            if c is None:
-                c = _chunks.put(key, _chunk(rv, view, idc, series))
+            c = _register_chunk(rv, context)
             if c.slow:
                 slow.append(name)
             s = layout.slot[name]
@@ -321,9 +354,70 @@ class CompiledHost:
         return True
 
 
-_compiled: SnapshotCache[CompiledHost] = SnapshotCache(
-    lambda snap, features: CompiledHost(host_view(snap, features)), COMPILED_HOSTS
-)
+@cache
+def _always_checked() -> frozenset[str]:
+    """Registers KVM checks even when written unchanged (CLIDR: against the host's CTR_EL0.IDC)."""
+    return frozenset(r.name for r in load_table().registers if r.kvm == "clidr")
+
+
+def _register_accepts(rv: RegisterView, v: int, context: _Context, snap: HostSnapshot,
+                      features: frozenset[str]) -> bool:
+    """One register of ``CompiledHost.accepts``: the same integer operations over its chunk."""
+    c = _register_chunk(rv, context)
+    if c.slow:
+        view = HostView(snap, features, {rv.name: rv}, snap.aarch32_el0)  # the rule reads only this register
+        return not check_register(rv.name, v, view, snap.registers.get("CTR_EL0", 0))
+    if (v ^ c.target) & c.exact:
+        return False
+    guard = _lanes(rv.name)[2]
+    spread = _spread(rv.name, v)
+    fails = guard & ~(((c.hi | guard) - spread) & ((spread | guard) - c.lo))
+    return not fails or (not fails & ~c.alt and ((c.hi2 | guard) - spread) & ((spread | guard) - c.lo2) & fails == fails)
+
+
+def first_check(definition: CpuDefinition, snap: HostSnapshot, features: frozenset[str]) -> bool:
+    """The compiled verdict without compiling the host: a register the definition leaves at the
+    host's limit passes with one compare, each other one goes through its own chunk (and stops
+    the walk when refused).  Costs a fraction of ``CompiledHost`` on a host never seen."""
+    regs, always, hidden = snap.registers, _always_checked(), hidden_masks(features)
+    context = None
+    for name, v in definition.registers.items():
+        value = regs.get(name)
+        if value is None:
+            if name in PER_VCPU_REGISTERS:
+                continue
+            return False
+        if v == value & ~hidden.get(name, 0) and name not in always:
+            continue
+        context = context or _Context.of(snap)
+        if not _register_accepts(register_view(snap, features, name), v, context, snap, features):
+            return False
+    return True
+
+
+class _Host:
+    """A host (snapshot content, vCPU features) as the verdict sees it: its first check is
+    ``first_check``; the second compiles it (``CompiledHost``), which every later check reuses.
+    A host checked once is not compiled at all."""
+
+    __slots__ = ("snap", "features", "compiled", "seen")
+
+    def __init__(self, snap: HostSnapshot, features: frozenset[str]) -> None:
+        self.snap, self.features = snap, features  # read for content only, like ``HostView.snapshot``
+        self.compiled: CompiledHost | None = None
+        self.seen = False
+
+    def accepts(self, definition: CpuDefinition) -> bool:
+        compiled = self.compiled
+        if compiled is None:
+            if not self.seen:
+                self.seen = True
+                return first_check(definition, self.snap, self.features)
+            compiled = self.compiled = CompiledHost(host_view(self.snap, self.features))
+        return compiled.accepts(definition)
+
+
+_hosts: SnapshotCache[_Host] = SnapshotCache(_Host, COMPILED_HOSTS)
 
 
 def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
@@ -331,13 +425,14 @@ def is_usable(definition: CpuDefinition, host: HostSnapshot) -> bool:
     features = definition.vcpu_features
     if not features <= host.vcpu_features:
         return False
-    return _compiled(host, features).accepts(definition)
+    return _hosts(host, features).accepts(definition)
 
 
 def clear_compiled() -> None:
-    """Forget every compiled host, register chunk and packed definition (``check.clear_caches``);
-    layouts keep their slot and lane positions, which depend on register names only."""
-    _compiled.clear()
+    """Forget every host seen or compiled, register chunk and packed definition
+    (``check.clear_caches``); layouts keep their slot and lane positions, which depend on
+    register names only."""
+    _hosts.clear()
     _chunks.clear()
     for layout in _layouts.values():
         layout.forget_definitions()

@@ -56,11 +56,11 @@ class HostView:
 
 def hidden_mask(register: str, features: frozenset[str]) -> int:
     """Bits KVM reads as zero for a vCPU created with only ``features``."""
-    return _hidden_masks(features).get(register, 0)
+    return hidden_masks(features).get(register, 0)
 
 
 @lru_cache(maxsize=256)
-def _hidden_masks(features: frozenset[str]) -> dict[str, int]:
+def hidden_masks(features: frozenset[str]) -> dict[str, int]:
     """Register -> hidden bits for one feature set: table data only, so computed once per feature
     set and process (a host's first check then costs a dict lookup per register)."""
     catalog = vcpu_features()
@@ -90,7 +90,7 @@ def _checked(register: str, writable: int) -> tuple[tuple[Field, ...], int]:
     return checked, mask
 
 
-def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
+def _kind(reg: Register | None, snap: HostSnapshot) -> str:
     if reg is None:
         return UNKNOWN
     if reg.implementation_id:
@@ -99,7 +99,7 @@ def _kind(reg: Register | None, snap: HostSnapshot, aarch32_el0: bool) -> str:
         return NOT_SETTABLE
     if reg.kvm == "clidr":
         return CLIDR
-    if reg.aarch32 and not aarch32_el0:
+    if reg.aarch32 and not snap.aarch32_el0:
         return AARCH32_RAZ
     if snap.writable_masks is None:
         return NO_MASKS
@@ -115,19 +115,19 @@ def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
 
 
 def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
-    table = load_table()
-    aarch32_el0 = snap.aarch32_el0
-    views: dict[str, RegisterView] = {}
-    hidden = _hidden_masks(features)
-    masks = snap.writable_masks or {}
-    for name, value in snap.registers.items():
-        reg = table.get(name)
-        kind = _kind(reg, snap, aarch32_el0)
-        limit = value & ~hidden.get(name, 0)
-        writable = masks.get(name, 0)
-        checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
-        views[name] = RegisterView(name, reg, kind, limit, writable, checked, mask)
-    return HostView(snap, features, views, aarch32_el0)
+    views = {name: register_view(snap, features, name) for name in snap.registers}
+    return HostView(snap, features, views, snap.aarch32_el0)
+
+
+def register_view(snap: HostSnapshot, features: frozenset[str], name: str) -> RegisterView:
+    """One register of the view of ``snap`` for ``features`` (``name`` must be in the snapshot):
+    a host's first check builds only the registers a definition changes."""
+    reg = load_table().get(name)
+    kind = _kind(reg, snap)
+    limit = snap.registers[name] & ~hidden_masks(features).get(name, 0)
+    writable = (snap.writable_masks or {}).get(name, 0)
+    checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
+    return RegisterView(name, reg, kind, limit, writable, checked, mask)
 
 
 #: bounded: 4096 snapshot objects and 4096 distinct snapshot contents (see ``SnapshotCache``)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arm_cpu_filter.engine.check import clear_caches
-from arm_cpu_filter.engine.compiled import _flip, _lanes, _spread, is_usable
+from arm_cpu_filter.engine.compiled import _flip, _hosts, _lanes, _spread, is_usable
 from arm_cpu_filter.engine.rule import reference_check
 from arm_cpu_filter.table import load_table
 from tests.engine.test_compiled import DEFINITIONS, HOSTS, POLICY_FIELDS
@@ -36,4 +36,19 @@ def test_first_check_on_a_host_never_seen_agrees_with_reference(host, field, raw
     regs[field.register] = field.insert(regs[field.register], raw & field.max)
     new = replace(host, registers=regs)
     clear_caches()
-    assert is_usable(definition, new) == reference_check(definition, new).usable
+    expected = reference_check(definition, new).usable
+    assert is_usable(definition, new) == expected  # first check: the definition's registers only
+    assert is_usable(definition, new) == expected  # second: the host compiled
+
+
+def test_a_host_is_compiled_on_its_second_check_and_forgotten_by_clear_caches() -> None:
+    host = HOSTS[0]
+    definition = host.as_definition()
+    clear_caches()
+    assert is_usable(definition, host) is True
+    entry = _hosts(host, definition.vcpu_features)
+    assert entry.seen and entry.compiled is None
+    assert is_usable(definition, replace(host, host="twin")) is True  # same content: the same entry
+    assert entry.compiled is not None and entry.compiled.accepts(definition) is True
+    clear_caches()
+    assert _hosts(host, definition.vcpu_features) is not entry

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arm_cpu_filter.engine.check import check
-from arm_cpu_filter.engine.compiled import is_usable
+from arm_cpu_filter.engine.compiled import CompiledHost, first_check, is_usable
+from arm_cpu_filter.engine.hostview import host_view
 from arm_cpu_filter.engine.rule import reference_check
 from arm_cpu_filter.samples import sample_hosts
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
@@ -31,7 +32,13 @@ DEFINITIONS = [*CATALOG, *(h.as_definition() for h in HOSTS)]
 
 
 def assert_agree(definition: CpuDefinition, host: HostSnapshot) -> bool:
+    """Both tiers of the verdict (a host's first check, the compiled host) and ``check`` equal
+    the reference rule."""
     reference = reference_check(definition, host)
+    features = definition.vcpu_features
+    if features <= host.vcpu_features:
+        assert first_check(definition, host, features) == reference.usable
+        assert CompiledHost(host_view(host, features)).accepts(definition) == reference.usable
     assert is_usable(definition, host) == reference.usable
     assert check(definition, host).to_dict() == reference.to_dict()
     return reference.usable
