@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.engine.baseline import _field_value, _pool
+from arm_cpu_filter.engine.baseline import BaselineResult, _field_value, _gives_up, _pool
 from arm_cpu_filter.engine.check import Blocker, CheckResult, accepts, check, supported_raws
 from arm_cpu_filter.engine.fix import nearest_accepted
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, CLIDR, GENERIC, IMPL_ID, HostView, host_view
@@ -314,3 +314,11 @@ def complete(spec: str, hosts: list[HostSnapshot], *, complete_ids: bool = True)
             lowered.pop(key, None)
             completed[key] = value
     return _answer(name, given, pool, lowered, completed, conflicts)
+
+
+def gives_up(definition: CpuDefinition, hosts: list[HostSnapshot]) -> dict[str, list[str]]:
+    """Per host: the properties ``definition`` shows lower (or otherwise) than the host offers,
+    as ``"prop: host value -> definition value"`` (``baseline``'s account, for a site model)."""
+    result = BaselineResult(None)
+    _gives_up(dict(definition.registers), _pool(hosts), result)
+    return result.gives_up
