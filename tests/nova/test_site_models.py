@@ -49,3 +49,16 @@ def test_the_flavor_validator_lists_site_models(site_dir):
     with plugin_options(models_dir=str(site_dir)):
         assert "g2pool-v1" in extra_specs._model_names()
     assert "g2pool-v1" not in extra_specs._model_names()
+
+
+def test_the_agent_offers_a_trait_for_a_site_model_from_its_config_file(tmp_path, site_dir, capsys):
+    config = tmp_path / "arm-cpu-filter.conf"
+    config.write_text(f"[arm_cpu_filter]\nmodels_dir = {site_dir}\n")
+    argv = ["agent", "--once", "--from-file", "graviton2", "--host", "c1", "--no-libvirt", "--store-url",
+            f"file://{tmp_path}/store", "--provider-config", str(tmp_path / "pc.yaml"), "--config-file", str(config)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert "CUSTOM_ARM_CPU_MODEL_G2POOL_V1" in (tmp_path / "pc.yaml").read_text()
+    assert main(argv[:-2]) == 0  # without the config: the default directory, no site model
+    capsys.readouterr()
+    assert "CUSTOM_ARM_CPU_MODEL_G2POOL_V1" not in (tmp_path / "pc.yaml").read_text()
