@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from typing import TYPE_CHECKING
 
 from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
+
+if TYPE_CHECKING:
+    from arm_cpu_filter.engine.completion import Completion
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _refusal(found, fmt: str) -> None:  # noqa: ANN001 - a Completion
+def _refusal(found: Completion, fmt: str) -> None:
     from arm_cpu_filter.cli.output import emit_json
 
     if fmt == "json":
