@@ -15,6 +15,7 @@ import sys
 
 from arm_cpu_filter import __version__
 from arm_cpu_filter.cli import commands
+from arm_cpu_filter.cli.models_dir import add_models_dir, use_models_dir
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
 from arm_cpu_filter.extras import missing_extra
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
+    for command in sub.choices.values():  # every command sees the site models
+        add_models_dir(command)
     return parser
 
 
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
+        use_models_dir(args)
         return int(args.func(args) or 0)
     except ArmCpuFilterError as exc:
         print(f"arm-cpu-filter {args.command}: error: {exc}", file=sys.stderr)

@@ -71,6 +71,17 @@ WEIGHER_OPTS = [
     ),
 ]
 
+MODEL_OPTS = [
+    cfg.StrOpt(
+        "models_dir",
+        default="/etc/arm-cpu-filter/models.d",
+        help="Directory of site CPU models (``NAME-vN.toml`` files written by ``arm-cpu-filter "
+        "pool-model``), read beside the bundled catalog by the filter, the weighers and the "
+        "flavor validators. A missing directory means no site models. A site model may not "
+        "reuse a bundled model's name; a broken file fails the whole catalog loudly.",
+    ),
+]
+
 AGENT_OPTS = [
     cfg.StrOpt(
         "host",
@@ -100,7 +111,7 @@ AGENT_OPTS = [
     ),
 ]
 
-ALL_OPTS = STORE_OPTS + WEIGHER_OPTS + AGENT_OPTS
+ALL_OPTS = STORE_OPTS + WEIGHER_OPTS + MODEL_OPTS + AGENT_OPTS
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

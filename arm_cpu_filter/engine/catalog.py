@@ -8,12 +8,17 @@ import functools
 from arm_cpu_filter.engine.check import accepts
 from arm_cpu_filter.errors import ArmCpuFilterError
 from arm_cpu_filter.models import catalog, realize
+from arm_cpu_filter.models.registry import catalog_key
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 
 
-@functools.cache
 def model_definitions() -> dict[str, CpuDefinition]:
-    """Every catalog model, realized (models never change within a process)."""
+    """Every catalog model (bundled and site), realized (once per catalog state)."""
+    return _definitions(catalog_key())
+
+
+@functools.lru_cache(maxsize=8)
+def _definitions(key: tuple[str, int | None]) -> dict[str, CpuDefinition]:
     out = {}
     for name in sorted(catalog()):
         try:

@@ -16,11 +16,19 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from arm_cpu_filter.errors import InputError
-from arm_cpu_filter.models.registry import Model, Setting, capped_composites, chain, composite_spec, parse_setting
+from arm_cpu_filter.models.registry import (
+    Model,
+    Setting,
+    capped_composites,
+    catalog_key,
+    chain,
+    composite_spec,
+    parse_setting,
+)
 from arm_cpu_filter.snapshot import CpuDefinition, has_aarch32_el0
 from arm_cpu_filter.table import Field, RegisterTable, load_table, vcpu_features
 
@@ -95,14 +103,15 @@ def _build_base(name: str, models: dict[str, Model] | None, table: RegisterTable
     return _Base(tuple(m.name for m in models_chain), regs, setters, comps, tuple(clidr))
 
 
-@cache
-def _base_cached(name: str) -> _Base:
+@lru_cache(maxsize=1024)
+def _base_cached(name: str, key: tuple[str, int | None]) -> _Base:
+    """Per model and catalog state (``catalog_key``: the site models directory can change)."""
     return _build_base(name, None, load_table())
 
 
 def base(name: str, models: dict[str, Model] | None = None, table: RegisterTable | None = None) -> _Base:
     if models is None and table is None:
-        return _base_cached(name)
+        return _base_cached(name, catalog_key())
     return _build_base(name, models, table or load_table())
 
 

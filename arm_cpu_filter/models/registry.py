@@ -5,14 +5,22 @@ A model file has ``name`` (with a ``-vN`` version suffix), ``parent``, ``vendor`
 (id -> where values come from) and ``[properties]`` (only the deltas to the parent, as
 ``property = "value"``) with ``[provenance]`` naming the source ids of every property.
 Everything is validated when the catalog loads, so a broken file fails loudly and early.
+
+Site models (``pool-model``'s output) live in the site models directory: ``--models-dir`` on
+the CLI or ``[arm_cpu_filter] models_dir`` in a service (``set_models_dir``), else
+``$ARM_CPU_FILTER_MODELS_DIR``, else ``/etc/arm-cpu-filter/models.d``.  They are validated like
+the bundled ones, may also carry a ``[pool]`` table (the hosts and snapshot fingerprints they
+were made from, and what each host gives up), and may not reuse a bundled model family's name.
+``catalog()`` is the bundled models plus the site models (re-read when the directory changes).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from arm_cpu_filter.errors import InputError, UnknownNameError
@@ -22,6 +30,11 @@ from arm_cpu_filter.snapshot.files import read_text
 DATA = Path(__file__).with_name("data")
 _NAME = re.compile(r"^([a-z0-9][a-z0-9.-]*?)-v([1-9][0-9]*)$")
 _KEYS = {"name", "parent", "vendor", "description", "inferred", "sources", "properties", "provenance"}
+#: the table only a site model carries: how it was generated (``pool-model``)
+POOL_KEY = "pool"
+_POOL_KEYS = {"command", "from", "hosts", "lowered", "completed", "gives_up"}
+MODELS_DIR_ENV = "ARM_CPU_FILTER_MODELS_DIR"
+DEFAULT_MODELS_DIR = "/etc/arm-cpu-filter/models.d"
 ON_OFF = ("on", "off")
 
 
@@ -72,6 +85,8 @@ class Model:
     sources: dict[str, str]
     inferred: tuple[str, ...] = ()
     path: str = ""
+    #: a site model's ``[pool]`` table (None: a bundled model)
+    pool: dict | None = None
     family: str = field(init=False)
     version: int = field(init=False)
 
@@ -114,13 +129,39 @@ def parse_setting(name: str, value: object, where: str) -> Setting:
     return Setting(prop, prop.name, value, raws)
 
 
-def _load(path: Path) -> Model:
-    where = f"model file {path.name}"
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _check_pool(pool: object, props: dict, where: str) -> dict:
+    """A site model's ``[pool]`` table: its keys and their types, and nothing else."""
+    if not isinstance(pool, dict):
+        raise InputError(f"{where}: [{POOL_KEY}] must be a table")
+    unknown = set(pool) - _POOL_KEYS
+    if unknown:
+        raise InputError(f"{where}: unknown keys in [{POOL_KEY}]: {', '.join(sorted(unknown))}")
+    for key in ("command", "from"):
+        if not isinstance(pool.get(key), str) or not pool[key].strip():
+            raise InputError(f"{where}: [{POOL_KEY}] {key} must be a non-empty string")
+    hosts = pool.get("hosts")
+    if not isinstance(hosts, dict) or not hosts or not all(isinstance(v, str) for v in hosts.values()):
+        raise InputError(f"{where}: [{POOL_KEY}.hosts] must map each host to its snapshot fingerprint")
+    for key in ("lowered", "completed"):
+        if not _strings(pool.get(key, [])) or set(pool.get(key, [])) - set(props):
+            raise InputError(f"{where}: [{POOL_KEY}] {key} must list properties the model sets")
+    gives_up = pool.get("gives_up", {})
+    if not isinstance(gives_up, dict) or set(gives_up) - set(hosts) or not all(map(_strings, gives_up.values())):
+        raise InputError(f"{where}: [{POOL_KEY}.gives_up] must map hosts of the pool to lists of strings")
+    return pool
+
+
+def _load(path: Path, site: bool = False) -> Model:
+    where = f"{'site ' if site else ''}model file {path.name}"
     try:
         data = tomllib.loads(read_text(path, "model file"))  # size-limited, UTF-8 checked
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not valid TOML ({exc})") from None
-    unknown = set(data) - _KEYS
+    unknown = set(data) - _KEYS - ({POOL_KEY} if site else set())
     if unknown:
         raise InputError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     for key in ("name", "vendor", "description"):
@@ -156,15 +197,24 @@ def _load(path: Path) -> Model:
     inferred = data.get("inferred", [])
     if not isinstance(inferred, list) or not all(isinstance(x, str) for x in inferred):
         raise InputError(f"{where}: 'inferred' must be a list of strings")
+    pool = _check_pool(data[POOL_KEY], props, where) if POOL_KEY in data else None
     return Model(name, parent, data["vendor"], data["description"].strip(), tuple(settings),
-                 dict(provenance), dict(sources), tuple(inferred), str(path))
+                 dict(provenance), dict(sources), tuple(inferred), str(path), pool)
 
 
-def load_catalog(directory: Path = DATA) -> dict[str, Model]:
-    """Load and validate every model file of ``directory`` (parents exist, no cycles)."""
+def load_catalog(directory: Path = DATA, site: Path | None = None) -> dict[str, Model]:
+    """Load and validate every model file of ``directory`` and of the site models directory
+    ``site`` (parents exist, no cycles, no site model in a bundled family)."""
     models = {}
     for path in sorted(directory.glob("*.toml")):
         model = _load(path)
+        models[model.name] = model
+    families = {m.family for m in models.values()}
+    for path in sorted(site.glob("*.toml")) if site is not None and site.is_dir() else ():
+        model = _load(path, site=True)
+        if model.family in families:
+            raise InputError(f"site model {model.name} ({path}): the name {model.family!r} is a bundled "
+                             "model's; a site model may not shadow it")
         models[model.name] = model
     for model in models.values():
         seen = [model.name]
@@ -179,9 +229,43 @@ def load_catalog(directory: Path = DATA) -> dict[str, Model]:
     return models
 
 
-@cache
+_configured_dir: list[str | None] = [None]
+
+
+def set_models_dir(directory: str | os.PathLike[str] | None) -> None:
+    """Use ``directory`` as the site models directory (the CLI's ``--models-dir``, a service's
+    option); None: back to ``$ARM_CPU_FILTER_MODELS_DIR``, else the default."""
+    _configured_dir[0] = None if directory is None else os.fspath(directory)
+
+
+def models_dir() -> Path:
+    """The site models directory in use (it need not exist: then there are no site models)."""
+    return Path(_configured_dir[0] or os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
+def catalog_key() -> tuple[str, int | None]:
+    """What the catalog depends on besides the package: the site directory and its mtime (a new
+    version file changes it); memos of realized models are keyed by it."""
+    directory = models_dir()
+    try:
+        return str(directory), directory.stat().st_mtime_ns
+    except OSError:
+        return str(directory), None
+
+
+@lru_cache(maxsize=8)
+def _catalog_for(directory: str, mtime: int | None) -> dict[str, Model]:
+    return load_catalog(DATA, Path(directory) if mtime is not None else None)
+
+
 def catalog() -> dict[str, Model]:
-    """The bundled catalog (loaded once per process)."""
+    """The bundled models and the site models directory's (loaded once per directory state)."""
+    return _catalog_for(*catalog_key())
+
+
+@cache
+def bundled_catalog() -> dict[str, Model]:
+    """The models shipped with the package alone."""
     return load_catalog()
 
 

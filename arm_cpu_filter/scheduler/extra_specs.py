@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from nova import exception
 from nova.api.validation.extra_specs import base
+from oslo_config import cfg
 
+from arm_cpu_filter import conf
 from arm_cpu_filter.errors import ArmCpuFilterError
-from arm_cpu_filter.models import catalog, composite_spec
+from arm_cpu_filter.models import catalog, composite_spec, set_models_dir
 from arm_cpu_filter.models.registry import parse_setting
 from arm_cpu_filter.properties import properties
 from arm_cpu_filter.scheduler.request import MODES, NAMESPACE
 
 
 def _model_names() -> list[str]:
+    """The bundled and site models (``[arm_cpu_filter] models_dir``) when the API loads us."""
+    conf.register_opts(cfg.CONF)
+    set_models_dir(cfg.CONF.arm_cpu_filter.models_dir)
     return sorted(catalog())
 
 

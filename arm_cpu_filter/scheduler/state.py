@@ -18,6 +18,7 @@ from typing import Any
 from oslo_config import cfg
 
 from arm_cpu_filter import conf, logsafe
+from arm_cpu_filter.models import set_models_dir
 from arm_cpu_filter.scheduler.fleet import Fleet, explain, explain_move
 from arm_cpu_filter.scheduler.move_kind import cold_move
 from arm_cpu_filter.scheduler.request import CpuRequest, resolve
@@ -48,6 +49,7 @@ def fleet() -> Fleet:
     """The fleet for the current options (rebuilt when they change, e.g. on SIGHUP reload)."""
     global _fleet
     o = options()
+    set_models_dir(o.models_dir)  # site models: the catalog follows the option (SIGHUP reload too)
     key = (o.store_url, o.max_snapshot_age, o.store_refresh_interval, o.decision_cache_size)
     current = _fleet
     if current is None or current[0] != key:
@@ -62,6 +64,7 @@ def fleet() -> Fleet:
 def reset() -> None:
     """Forget the fleet, cached requests and logged problems (tests, reconfiguration)."""
     global _fleet
+    set_models_dir(None)
     with _lock:
         _fleet = None
         _requests.clear()

@@ -23,6 +23,7 @@ from typing import Any
 from nova.scheduler import weights
 
 from arm_cpu_filter.engine.catalog import usable_models
+from arm_cpu_filter.models.registry import catalog_key
 from arm_cpu_filter.scheduler import state
 from arm_cpu_filter.scheduler.fleet import Fleet
 from arm_cpu_filter.scheduler.request import CpuRequest
@@ -43,7 +44,8 @@ def case(request: CpuRequest) -> str | None:
     return PASSTHROUGH if request.definition is None else None
 
 
-_richness: dict[str, int] = {}
+#: (catalog state, snapshot fingerprint) -> how many catalog models (bundled and site) it realizes
+_richness: dict[tuple[tuple[str, int | None], str], int] = {}
 #: snapshot fingerprint -> fingerprint of the CPU a host-passthrough VM started there sees
 _own_cpu: dict[str, str] = {}
 #: (fleet, generation, case, move reference) -> host -> raw score; entries of one fleet generation
@@ -73,9 +75,10 @@ def score(which: str, fleet: Fleet, snapshot: HostSnapshot, reference: tuple[str
     if which == PASSTHROUGH:
         return fleet.passthrough_share(snapshot)
     if which == MODEL_FIT:
-        n = _richness.get(snapshot.fingerprint)
+        key = (catalog_key(), snapshot.fingerprint)  # site models join the catalog while we run
+        n = _richness.get(key)
         if n is None:
-            n = _richness[snapshot.fingerprint] = len(usable_models(snapshot))
+            n = _richness[key] = len(usable_models(snapshot))
         return -float(n)
     kind, wanted = reference or ("snapshot", None)
     if kind == "own":
@@ -90,7 +93,7 @@ def scores_by_host(which: str, fleet: Fleet, request: CpuRequest) -> dict[str, f
     """host -> raw score for every fresh host: computed once per distinct snapshot, then cached
     for the fleet generation, so weighing a request is one dict lookup per candidate."""
     reference = move_reference(fleet, request) if which == MOVE else None
-    key = (id(fleet), fleet.generation, which, reference)
+    key = (id(fleet), fleet.generation, which, reference, catalog_key() if which == MODEL_FIT else None)
     cached = _by_host.get(key)
     if cached is None:
         by_fp = {fp: score(which, fleet, snap, reference) for fp, snap in fleet.census()[0].items()}

@@ -17,7 +17,7 @@ import pytest
 from arm_cpu_filter.engine import baseline
 from arm_cpu_filter.engine.baseline import kvm_clidr
 from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
-from tools.lab import build, corpus, fixtures, host_checks, run, verdicts
+from tools.lab import build, corpus, fixtures, host_checks, run, site_models, verdicts
 
 pytestmark = pytest.mark.lab
 
@@ -53,7 +53,10 @@ def lab() -> Lab:
     for kernel in sorted(build.KERNELS):
         for host in run.HOSTS:
             spec, recs = corpus.probe_jobs(kernel, host.label)
-            spec["jobs"] = fixtures.snapshot_jobs(host, kernel) + spec["jobs"] + host_checks.jobs(kernel, host.label)
+            pm_bases, pm_jobs = site_models.jobs(kernel, host.label)  # asked live, not recorded
+            spec["bases"].update(pm_bases)
+            spec["jobs"] = (fixtures.snapshot_jobs(host, kernel) + spec["jobs"] + pm_jobs
+                            + host_checks.jobs(kernel, host.label))
             items.append((host, kernel, spec))
             records.append(recs)
     t0 = time.monotonic()
@@ -179,6 +182,24 @@ def test_pool_baselines_clidr_rule_on_live_kvm(lab: Lab, kernel: str, capsys: py
         assert shown, f"{kernel}: no lab pool with differing CLIDR_EL1 values"
     with capsys.disabled():
         print(f"\nlab {kernel} CLIDR pools: " + ("; ".join(shown) or "none"))
+
+
+@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+def test_pool_models_are_accepted_by_every_member(lab: Lab, kernel: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every site model ``pool-model`` writes for a maximal compatible set of lab hosts (a
+    generic model completed for the pool) is accepted by live KVM on each member."""
+    models = site_models.pool_models(kernel)
+    accepted: dict[str, set[str]] = {name: set() for name in models}
+    for b in (b for b in lab.boots if b.kernel == kernel):
+        for name, (pool, _) in models.items():
+            if b.host.label in pool and b.results[f"pm:{name}"]["realizable"]:
+                accepted[name].add(b.host.label)
+    assert models
+    refused = {name: sorted(set(pool) - accepted[name]) for name, (pool, _) in models.items() if set(pool) != accepted[name]}
+    assert not refused, f"site models refused by live KVM: {refused}"
+    with capsys.disabled():
+        print(f"\nlab {kernel} site models: "
+              + "; ".join(f"{n} accepted by {'+'.join(sorted(h))}" for n, h in sorted(accepted.items())))
 
 
 def test_speed_side_by_side(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:

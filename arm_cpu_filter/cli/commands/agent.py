@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     except (cfg.Error, OSError) as exc:
         raise InputError(f"--config-file: {str(exc).splitlines()[0]}") from None
     o = options.arm_cpu_filter
+    if args.config_file and args.models_dir is None:  # a service's config: its site models, as the scheduler's
+        from arm_cpu_filter.models import set_models_dir
+
+        set_models_dir(o.models_dir)
     host = args.host or o.host or socket.gethostname()
     store = open_store(args.store_url or o.store_url)
     uri = None if args.no_libvirt else (args.libvirt_uri or o.libvirt_uri)

@@ -1,13 +1,20 @@
 """``check (--definition FILE | MODEL[,PROP=VAL...] | FILE) --host SNAPSHOT``: would this host's
 KVM realize the CPU?  A positional FILE (a path or ``*.json``) is read as a definition; a MODEL and
-``--definition`` together are an error.  Exit status 0 usable, 1 not usable, 2 error."""
+``--definition`` together are an error.  When not usable, the fix: for a model, writable fields
+lowered first, then the implementation-defined values the model leaves open completed with the
+host's (a partial fix, with what remains, when no full one exists); for a definition file,
+writable fields only.  Exit status 0 usable, 1 not usable, 2 error."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from arm_cpu_filter.cli import EXIT_NOT_USABLE, EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json, table
+
+if TYPE_CHECKING:
+    from arm_cpu_filter.snapshot import CpuDefinition, HostSnapshot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,17 +36,11 @@ def run(args: argparse.Namespace) -> int:
     host = snapshot_arg(args.host)
     result = check(definition, host)
     out = result.to_dict()
-    fix = None
+    groups = None
     if not result.usable:
-        from arm_cpu_filter.engine import fix as find_fix
-        from arm_cpu_filter.engine import fix_model
-
-        if model:  # model specs get model-level names (composites, properties)
-            model_fix = fix_model(model, host)
-            fix = dict(model_fix.changes) if model_fix.usable else None
-        else:
-            fix = find_fix(definition, host)
-        out["fix"] = fix
+        groups = _fix_groups(model, definition, host)
+        out["fix"] = dict(groups["lowered"]) | dict(groups["completed"]) if groups["usable"] else None
+        out["fix_groups"] = groups
     if args.format == "json":
         emit_json(out)
     else:
@@ -49,8 +50,43 @@ def run(args: argparse.Namespace) -> int:
             print(table([[b.register, b.field or "-", b.property or "-", b.requested, b.host,
                           ",".join(b.supported) or "-", b.reason] for b in result.blockers],
                         ["REGISTER", "FIELD", "PROPERTY", "REQUESTED", "HOST", "SUPPORTED", "WHY"]), end="")
-        if fix:
-            print("fix: " + ",".join(f"{k}={v}" for k, v in fix.items()))
-        elif not result.usable:
-            print("fix: none (a blocker cannot be lifted through writable fields)")
+        if groups is not None:
+            _print_fix(groups)
     return EXIT_OK if result.usable else EXIT_NOT_USABLE
+
+
+def _fix_groups(model: str | None, definition: CpuDefinition, host: HostSnapshot) -> dict:
+    """The fix as two labelled groups (``lowered``, ``completed``), whether it is complete, the
+    fixed spec and what remains (per host, as blockers)."""
+    from arm_cpu_filter.engine import check
+    from arm_cpu_filter.engine import fix as find_fix
+    from arm_cpu_filter.engine.completion import complete
+
+    if model:  # model specs get model-level names (composites, properties) and completion
+        found = complete(model, [host]).to_dict()
+        return {k: found[k] for k in ("usable", "lowered", "completed", "spec", "remaining")}
+    lowered = find_fix(definition, host)
+    return {"usable": lowered is not None, "lowered": lowered or {}, "completed": {}, "spec": None,
+            "remaining": {} if lowered is not None else {host.host: [b.to_dict() for b in check(definition, host).blockers]}}
+
+
+def _print_fix(groups: dict) -> None:
+    lowered, completed = groups["lowered"], groups["completed"]
+    joined = ",".join(f"{k}={v}" for k, v in {**lowered, **completed}.items())
+    if groups["usable"]:
+        print(f"fix: {joined}")
+    elif joined:
+        print(f"partial fix: {joined}")
+    else:
+        print("fix: none (no override lifts any blocker)")
+    if lowered:
+        print("  lowered (writable fields): " + ",".join(f"{k}={v}" for k, v in lowered.items()))
+    if completed:
+        print("  completed (implementation-defined values of the guest ABI, set to the host's): "
+              + ",".join(f"{k}={v}" for k, v in completed.items()))
+    if groups["usable"] and groups["spec"]:
+        print(f"  fixed CPU: {groups['spec']}")
+    for blockers in groups["remaining"].values():
+        for b in blockers:
+            where = f"{b['register']}.{b['field']}" if b["field"] else b["register"] or "vCPU features"
+            print(f"  still blocked: {b['property'] or '-'} ({where}): {b['reason']}")

@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("model", help="MODEL[,PROP=VAL...]")
     add_format(p)
-    p.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
     p.set_defaults(func=run)
 
 
