@@ -223,11 +223,16 @@ class SqlStore(HostStore):
                     raise (exc if isinstance(exc, StoreError) else self._error(exc)) from None
                 self._sleep(pause)
 
-    def schema_revision(self) -> str | None:
-        """The database's schema revision (None: no store tables yet)."""
+    def schema_state(self) -> dict[str, Any]:
+        """``revision``: the database's schema (None: no store tables yet), ``versioned``: it has
+        a version row (False: made before migrations), ``head``: the schema this code reads."""
         from arm_cpu_filter.store import migrations
 
-        return self._schema(lambda conn: migrations.current(conn))
+        def state(conn: Any) -> dict[str, Any]:
+            return {"revision": migrations.current(conn), "versioned": migrations.stamped(conn) is not None,
+                    "head": migrations.head()}
+
+        return self._schema(state)
 
     def sync_schema(self) -> tuple[str | None, str]:
         """Upgrade the database in place to the schema this code reads: (before, after)."""
@@ -240,9 +245,13 @@ class SqlStore(HostStore):
         return result
 
     def _schema(self, fn: Any) -> Any:
+        from alembic.util import CommandError
+
         try:
             with self._facade.writer.connection.using(self._owner) as conn:
                 return fn(conn)
+        except CommandError as exc:  # e.g. a revision newer than this code knows
+            raise StoreError(f"store {self.url}: schema: {self._mask(str(exc).splitlines()[0])}") from None
         except _DB_ERRORS as exc:
             raise self._error(exc) from None
         except OSError as exc:
