@@ -143,3 +143,18 @@ def test_scheduler_and_agent_fail_closed_on_an_old_database(sandbox, tmp_path, c
     assert _db(capsys, "sync", "--store-url", url)[0] == 0
     with plugin_options(store_url=url, max_snapshot_age=0):  # the old rows are old: judge only the schema
         assert filtered(sandbox, sandbox.request_spec({})) == ["g3-a", "g4-a"]
+
+
+def test_scheduler_reads_the_database_connection_before_store_url(sandbox, fleet_snapshots, tmp_path):
+    from oslo_config import cfg
+
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    store = open_store(url)
+    for host in ("g2-a", "g3-a"):
+        store.publish(fleet_snapshots[host], host=host)
+    cfg.CONF.set_override("connection", url, "arm_cpu_filter_database")
+    try:
+        with plugin_options(store_url=f"file://{tmp_path}/empty"):
+            assert filtered(sandbox, sandbox.request_spec({})) == ["g2-a", "g3-a"]
+    finally:
+        cfg.CONF.clear_override("connection", "arm_cpu_filter_database")
