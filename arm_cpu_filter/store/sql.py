@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -81,7 +82,7 @@ def _tables() -> tuple[dict[str, Any], Any, Any]:
         "arm_cpu_filter_hosts", md,
         sa.Column("host", sa.String(255), primary_key=True),
         sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("taken_at", sa.Float, nullable=False),
+        sa.Column("taken_at", sa.Double, nullable=False),
         sa.Column("kernel", sa.String(255), nullable=True),
         sa.Column("boot_id", sa.String(64), nullable=True),
         sa.Column("problem", sa.Text, nullable=True),
@@ -91,7 +92,7 @@ def _tables() -> tuple[dict[str, Any], Any, Any]:
         sa.Column("uuid", sa.String(36), primary_key=True),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("host", sa.String(255), nullable=True),
-        sa.Column("recorded_at", sa.Float, nullable=False),
+        sa.Column("recorded_at", sa.Double, nullable=False),
     )
     return blob, hosts, instances
 
@@ -145,6 +146,8 @@ class SqlStore(HostStore):
         self._facade.append_on_engine_create(_on_engine_create)
         self._owner = _TransactionOwner()
         self._sqlite_file = _sqlite_file(parsed)
+        #: SQLite: an idle connection held for the store's lifetime (see ``_keep_wal``)
+        self._wal_keeper: sqlite3.Connection | None = None
         self._blob, self._hosts, self._instances = _tables()
         self._ready = False
 
@@ -176,15 +179,17 @@ class SqlStore(HostStore):
         from arm_cpu_filter.store import migrations
 
         with self._facade.writer.connection.using(self._owner) as conn:
-            found, stamped, wanted = migrations.current(conn), migrations.stamped(conn), migrations.head()
+            stamped = migrations.stamped(conn)
+            if stamped == migrations.HEAD:
+                return
+            found = stamped or migrations.current(conn)
             if found is None:
                 migrations.upgrade(conn)
                 return
-        if stamped != wanted:
-            raise StoreError(
-                f"store {self.url}: database schema is at revision {found}"
-                f"{'' if stamped else ' (made before migrations)'}, this version reads {wanted}: "
-                "run `arm-cpu-filter db sync` to upgrade it in place")
+        raise StoreError(
+            f"store {self.url}: database schema is at revision {found}"
+            f"{'' if stamped else ' (made before migrations)'}, this version reads {migrations.HEAD}: "
+            "run `arm-cpu-filter db sync` to upgrade it in place")
 
     def _conn(self, write: bool = False) -> Any:
         """A connection in a transaction (enginefacade's writer or reader); on first use the
@@ -195,6 +200,8 @@ class SqlStore(HostStore):
                     _private_file(self._sqlite_file)
                 self._check_schema()
                 self._ready = True
+            if self._sqlite_file and self._wal_keeper is None:
+                self._wal_keeper = _keep_wal(self._sqlite_file)
             mode = self._facade.writer if write else self._facade.reader
             return mode.connection.using(self._owner)
         except _DB_ERRORS as exc:
@@ -369,6 +376,27 @@ def _sqlite_file(parsed: Any) -> str | None:
         return None
     db = parsed.database or ""
     return db if db and db != ":memory:" and not db.startswith("file:") else None
+
+
+def _keep_wal(path: str) -> sqlite3.Connection | None:
+    """An idle connection that keeps the SQLite write-ahead log and its index in place.
+
+    oslo.db gives SQLite files a connection per transaction, and when the last connection to a
+    database closes SQLite checkpoints and deletes the log; the next connection must create and
+    index it again: a write, which fails on a full disk and makes processes opening the database
+    at that moment wait for each other.  Holding one connection (no transaction, so no lock and
+    no checkpoint held back) keeps the log for as long as the store lives.  Best effort: None when
+    the database cannot be opened now (the next use tries again)."""
+    try:
+        keeper = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # maps the log's index
+    except sqlite3.Error:
+        keeper.close()
+        return None
+    return keeper
 
 
 def _private_file(path: str) -> None:

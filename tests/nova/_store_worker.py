@@ -47,8 +47,11 @@ def _agent_forever(url: str, host: str, snaps: list, provider_config: str) -> No
 
 def fork_server(url: str, host: str, snap_a: str, snap_b: str, provider_config: str) -> None:
     import psycopg2  # noqa: F401 - imported (and caches warmed) once, before the forks
+    import pymysql  # noqa: F401
     import sqlalchemy  # noqa: F401
 
+    import arm_cpu_filter.agent  # noqa: F401
+    import arm_cpu_filter.store.sql  # noqa: F401 - with oslo.db
     from arm_cpu_filter.engine.catalog import usable_models
 
     snaps = _snapshots(f"{snap_a},{snap_b}")

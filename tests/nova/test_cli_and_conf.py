@@ -183,7 +183,7 @@ def test_database_connection_takes_precedence_over_store_url(tmp_path, capsys):
     assert "connection" not in database
 
     code, out, _ = run(capsys, "db", "sync", "--config-file", str(config))
-    assert code == 0 and out == f"store {sql}: schema created at 0002_host_kernel_boot_problem\n"
+    assert code == 0 and out == f"store {sql}: schema created at 0003_mysql_double_timestamps\n"
     agent = ["agent", "--once", "--from-file", "graviton3", "--host", "g3-a", "--no-libvirt", "--no-provider-config",
              "--config-file", str(config)]
     assert run(capsys, *agent)[0] == 0

@@ -50,6 +50,8 @@ def test_publish_is_content_addressed(store):
     store.publish(g4, host="g3-b", taken_at=2000.0)
     assert store.host("g3-b").fingerprint == g4.fingerprint and store.host("g3-b").taken_at == 2000.0
     assert store.host("nowhere") is None
+    store.publish(g4, host="g3-b", taken_at=1796413958.772366)  # an epoch time: double precision everywhere
+    assert store.host("g3-b").taken_at == 1796413958.772366
     assert store.remove_host("g3-b") is True and store.host("g3-b") is None
 
 

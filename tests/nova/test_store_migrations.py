@@ -16,10 +16,14 @@ from arm_cpu_filter.cli import main
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.snapshot import dumps
 from arm_cpu_filter.store import StoreError, open_store
-from arm_cpu_filter.store.migrations import HOST_PROBLEMS, INITIAL, VERSION_TABLE
+from arm_cpu_filter.store.migrations import HEAD, HOST_PROBLEMS, INITIAL, VERSION_TABLE, head
 
 SQL_BACKENDS = ["sqlite", "postgresql", "mysql"]
 VM = "6f1c1c1e-8f1d-4a55-9d0a-2b1d1f3c9e01"
+
+
+def test_the_store_reads_the_newest_migration():
+    assert head() == HEAD == "0003_mysql_double_timestamps"
 
 
 def _old_tables(with_host_problems: bool) -> sa.MetaData:
@@ -74,15 +78,15 @@ def test_db_sync_upgrades_an_old_database_in_place(backend, with_host_problems, 
     _old_database(url, with_host_problems)
 
     with pytest.raises(StoreError, match=rf"schema is at revision {revision} \(made before migrations\), "
-                                         rf"this version reads {HOST_PROBLEMS}: run `arm-cpu-filter db sync`"):
+                                         rf"this version reads {HEAD}: run `arm-cpu-filter db sync`"):
         open_store(url).hosts()  # fails closed: nothing read from, nothing written to the old schema
     code, out, _ = _db(capsys, "version", "--store-url", url, "--format", "json")
     assert code == 0 and json.loads(out) == {"store": open_store(url).url, "action": "version", "revision": revision,
-                                             "versioned": False, "head": HOST_PROBLEMS}
+                                             "versioned": False, "head": HEAD}
 
     code, out, err = _db(capsys, "sync", "--store-url", url)
     assert (code, err) == (0, "")
-    assert out.endswith(f"schema made before migrations ({revision}) stamped and upgraded to {HOST_PROBLEMS}\n")
+    assert out.endswith(f"schema made before migrations ({revision}) stamped and upgraded to {HEAD}\n")
 
     store = open_store(url)
     g3, g4 = sample_host("graviton3"), sample_host("graviton4")
@@ -94,11 +98,13 @@ def test_db_sync_upgrades_an_old_database_in_place(backend, with_host_problems, 
     assert (record.host, record.recorded_at) == ("g3-a", 1002.0)
     assert store.definition(record.fingerprint).registers == g3.registers
     # the new columns work: an agent publishes with its kernel and boot, and withdraws
-    store.publish(g3, host="g4-a", taken_at=2000.0, kernel="6.12.1", boot_id="b-1")
+    store.publish(g3, host="g4-a", taken_at=1796413958.772366, kernel="6.12.1", boot_id="b-1")
     store.withdraw("g4-a", "kernel changed")
-    assert (store.host("g4-a").kernel, store.host("g4-a").boot_id) == ("6.12.1", "b-1")
+    # an epoch time survives exactly (MySQL's FLOAT of the first schema rounded it by up to an hour)
+    assert (store.host("g4-a").taken_at, store.host("g4-a").kernel, store.host("g4-a").boot_id) == (
+        1796413958.772366, "6.12.1", "b-1")
     assert "withdrawn by its agent: kernel changed" in store.host("g4-a").problem
-    assert _db(capsys, "sync", "--store-url", url)[1].endswith(f"schema already at {HOST_PROBLEMS}\n")
+    assert _db(capsys, "sync", "--store-url", url)[1].endswith(f"schema already at {HEAD}\n")
     assert json.loads(_db(capsys, "version", "--store-url", url, "--format", "json")[1])["versioned"] is True
 
 
@@ -106,11 +112,11 @@ def test_db_sync_upgrades_an_old_database_in_place(backend, with_host_problems, 
 def test_an_empty_database_gets_the_schema_at_head(backend, tmp_path, request, capsys):
     url = backend_url(backend, tmp_path, request)
     assert _db(capsys, "version", "--store-url", url)[1].endswith(
-        f"schema none (no store tables), this version reads {HOST_PROBLEMS}: run `arm-cpu-filter db sync`\n")
+        f"schema none (no store tables), this version reads {HEAD}: run `arm-cpu-filter db sync`\n")
     assert open_store(url).hosts() == {}  # first use creates it through the migrations
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HOST_PROBLEMS]
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
     engine.dispose()
 
 
