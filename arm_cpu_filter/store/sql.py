@@ -47,6 +47,7 @@ from arm_cpu_filter.store import (
     StoreError,
     check_fingerprint,
     host_record,
+    migrations,
 )
 from arm_cpu_filter.store.files import DIR_MODE, FILE_MODE, makedirs
 
@@ -176,16 +177,14 @@ class SqlStore(HostStore):
     def _check_schema(self) -> None:
         """Create the schema (through the migrations) in a database without any store table;
         refuse one at another revision: the operator upgrades it with ``arm-cpu-filter db sync``."""
-        from arm_cpu_filter.store import migrations
-
         with self._facade.writer.connection.using(self._owner) as conn:
             stamped = migrations.stamped(conn)
             if stamped == migrations.HEAD:
                 return
             found = stamped or migrations.current(conn)
-            if found is None:
-                migrations.upgrade(conn)
-                return
+        if found is None:
+            self._schema(migrations.upgrade)  # checks again under the schema lock
+            return
         raise StoreError(
             f"store {self.url}: database schema is at revision {found}"
             f"{'' if stamped else ' (made before migrations)'}, this version reads {migrations.HEAD}: "
@@ -233,8 +232,6 @@ class SqlStore(HostStore):
     def schema_state(self) -> dict[str, Any]:
         """``revision``: the database's schema (None: no store tables yet), ``versioned``: it has
         a version row (False: made before migrations), ``head``: the schema this code reads."""
-        from arm_cpu_filter.store import migrations
-
         def state(conn: Any) -> dict[str, Any]:
             return {"revision": migrations.current(conn), "versioned": migrations.stamped(conn) is not None,
                     "head": migrations.head()}
@@ -243,8 +240,6 @@ class SqlStore(HostStore):
 
     def sync_schema(self) -> tuple[str | None, str]:
         """Upgrade the database in place to the schema this code reads: (before, after)."""
-        from arm_cpu_filter.store import migrations
-
         if self._sqlite_file:
             _private_file(self._sqlite_file)
         result = self._schema(migrations.upgrade)
@@ -252,6 +247,7 @@ class SqlStore(HostStore):
         return result
 
     def _schema(self, fn: Any) -> Any:
+        """``fn(conn)`` in a write transaction; alembic's and the database's errors as StoreError."""
         from alembic.util import CommandError
 
         try:
