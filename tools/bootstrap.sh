@@ -11,8 +11,8 @@ SUDO=""
 
 # Debian packages: qemu for the real-KVM lab, libvirt (daemon + schemas) for the libvirt adapter,
 # PostgreSQL for the SQL store tests, xmllint for schema checks.
-APT_PACKAGES=(python3-venv qemu-system-arm libxml2-utils postgresql libvirt-daemon libvirt-daemon-driver-qemu
-              libvirt-clients pkg-config libvirt-dev)
+APT_PACKAGES=(python3-venv qemu-system-arm libxml2-utils postgresql mariadb-server libvirt-daemon
+              libvirt-daemon-driver-qemu libvirt-clients pkg-config libvirt-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

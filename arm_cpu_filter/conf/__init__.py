@@ -1,13 +1,17 @@
-"""oslo.config options of the ``[arm_cpu_filter]`` group (Nova scheduler plugin and host agent).
+"""oslo.config options of the ``[arm_cpu_filter]`` group (Nova scheduler plugin and host agent)
+and of ``[arm_cpu_filter_database]`` (the SQL store, in the shape of Nova's ``[api_database]``).
 
-Nova's scheduler and the agent share one option group, so a single ``nova.conf`` snippet
+Nova's scheduler and the agent share these groups, so a single ``nova.conf`` snippet
 configures both.  ``list_opts()`` is the ``oslo.config.opts`` entry point that
 ``oslo-config-generator`` uses to write ``etc/arm-cpu-filter.conf.sample``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from oslo_config import cfg
+from oslo_db import options as oslo_db_options
 
 GROUP = cfg.OptGroup(
     "arm_cpu_filter",
@@ -23,7 +27,8 @@ STORE_OPTS = [
         help="Where host snapshots, host records and instance CPU definitions live. "
         "``file://DIR`` (one JSON file per host, atomic writes; for one node or a shared "
         "directory) or an SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://...``, "
-        "``mysql+pymysql://...``). Treated as secret because SQL URLs carry passwords.",
+        "``mysql+pymysql://...``). Not used when ``[arm_cpu_filter_database] connection`` "
+        "is set. Treated as secret because SQL URLs carry passwords.",
     ),
     cfg.IntOpt(
         "max_snapshot_age",
@@ -113,13 +118,43 @@ AGENT_OPTS = [
 
 ALL_OPTS = STORE_OPTS + WEIGHER_OPTS + MODEL_OPTS + AGENT_OPTS
 
+DATABASE_GROUP = cfg.OptGroup(
+    "arm_cpu_filter_database",
+    title="arm-cpu-filter SQL store",
+    help="The SQL database of the arm-cpu-filter store, through oslo.db (as Nova's "
+    "``[api_database]``). When ``connection`` is set it is the store, and "
+    "``[arm_cpu_filter] store_url`` is not used; an agent's ``--store-url`` overrides both. "
+    "Create or upgrade its schema with ``arm-cpu-filter db sync``.",
+)
+#: oslo.db's options that apply to the store: the connection, the engine and pool, and the retry of
+#: writes on deadlock or lost connection.  Left out: read replicas, asyncio, the DB API backend, and
+#: the start-up connection retries (the store connects on use; a failure fails closed at once and
+#: the next use tries again).
+DATABASE_OPTION_NAMES = (
+    "connection", "connection_parameters", "sqlite_synchronous", "mysql_sql_mode", "mysql_wsrep_sync_wait",
+    "connection_recycle_time", "max_pool_size", "max_overflow", "pool_timeout", "connection_debug",
+    "connection_trace", "db_max_retries", "db_retry_interval", "db_inc_retry_interval", "db_max_retry_interval",
+)
+DATABASE_OPTS = [opt for opt in oslo_db_options.database_opts if opt.name in DATABASE_OPTION_NAMES]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the group on ``conf`` (idempotent; Nova's CONF is oslo's global CONF)."""
+    """Register the groups on ``conf`` (idempotent; Nova's CONF is oslo's global CONF)."""
     conf.register_group(GROUP)
     conf.register_opts(ALL_OPTS, group=GROUP)
+    conf.register_group(DATABASE_GROUP)
+    conf.register_opts(DATABASE_OPTS, group=DATABASE_GROUP)
+
+
+def store_settings(conf: cfg.ConfigOpts) -> tuple[str, dict[str, Any]]:
+    """The store URL and its oslo.db options: ``[arm_cpu_filter_database] connection`` with the
+    group's other options when set, else ``[arm_cpu_filter] store_url`` with oslo.db's defaults."""
+    database = conf[DATABASE_GROUP.name]
+    if database.connection:
+        return database.connection, {name: database[name] for name in DATABASE_OPTION_NAMES if name != "connection"}
+    return conf[GROUP.name].store_url, {}
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
     """``oslo.config.opts`` entry point."""
-    return [(GROUP, ALL_OPTS)]
+    return [(GROUP, ALL_OPTS), (DATABASE_GROUP, DATABASE_OPTS)]

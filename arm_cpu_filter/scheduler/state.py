@@ -50,12 +50,14 @@ def fleet() -> Fleet:
     global _fleet
     o = options()
     set_models_dir(o.models_dir)  # site models: the catalog follows the option (SIGHUP reload too)
-    key = (o.store_url, o.max_snapshot_age, o.store_refresh_interval, o.decision_cache_size)
+    url, database_options = conf.store_settings(CONF)
+    key = (url, tuple(sorted(database_options.items())), o.max_snapshot_age, o.store_refresh_interval,
+           o.decision_cache_size)
     current = _fleet
     if current is None or current[0] != key:
         with _lock:
             if _fleet is None or _fleet[0] != key:
-                store = open_store(o.store_url)
+                store = open_store(url, database_options)
                 _fleet = (key, Fleet(store, o.max_snapshot_age, o.store_refresh_interval, o.decision_cache_size))
             current = _fleet
     return current[1]

@@ -260,8 +260,9 @@ class HostStore(ABC):
     def _set_instance_host(self, uuid: str, host: str) -> None: ...
 
 
-def open_store(url: str) -> HostStore:
-    """``file://DIR`` or an SQLAlchemy URL; a clear error for anything else."""
+def open_store(url: str, database_options: Mapping[str, Any] | None = None) -> HostStore:
+    """``file://DIR`` or an SQLAlchemy URL; a clear error for anything else.  ``database_options``
+    are oslo.db options by name for an SQL store (``conf.store_settings``)."""
     if not isinstance(url, str) or not url.strip():
         raise InputError("store URL: empty (expected file://DIR or an SQLAlchemy URL)")
     url = url.strip()
@@ -272,5 +273,5 @@ def open_store(url: str) -> HostStore:
     if "://" in url:
         from arm_cpu_filter.store.sql import SqlStore
 
-        return SqlStore(url)
+        return SqlStore(url, options=database_options)
     raise InputError(f"store URL {url!r}: expected file://DIR or an SQLAlchemy URL like sqlite:///PATH")

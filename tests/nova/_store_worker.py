@@ -9,6 +9,10 @@
     FIRST to every host (racing the other publishers to create the tables) and prints ``done``;
     on ``go`` publishes COUNT random SNAPs to the hosts in turn (the publish path of the agent)
     and prints a JSON summary.
+``hold-publish URL HOST SNAP``
+    publishes SNAP to HOST through the store's own write path inside one write transaction it
+    holds open (on SQLite an exclusive one): prints ``holding`` with every statement run but
+    nothing committed, commits on ``commit`` (stdin) and prints ``committed``.
 ``read-loop URL STOP_FILE HOST,HOST... SNAP,SNAP...``
     the scheduler's view (a Fleet with no caching of host records, snapshot cache cleared each
     time) read in a loop; prints ``ready`` after its first read, and reads once more after
@@ -43,8 +47,11 @@ def _agent_forever(url: str, host: str, snaps: list, provider_config: str) -> No
 
 def fork_server(url: str, host: str, snap_a: str, snap_b: str, provider_config: str) -> None:
     import psycopg2  # noqa: F401 - imported (and caches warmed) once, before the forks
+    import pymysql  # noqa: F401
     import sqlalchemy  # noqa: F401
 
+    import arm_cpu_filter.agent  # noqa: F401
+    import arm_cpu_filter.store.sql  # noqa: F401 - with oslo.db
     from arm_cpu_filter.engine.catalog import usable_models
 
     snaps = _snapshots(f"{snap_a},{snap_b}")
@@ -93,6 +100,27 @@ def publish_loop(url: str, count: str, seed: str, hosts: str, first: str, names:
     print(json.dumps({"published": done, "write_errors": len(errors), "first_errors": errors[:3]}))
 
 
+def hold_publish(url: str, host: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    from arm_cpu_filter.store import open_store
+
+    def exclusive(conn: sa.engine.Connection) -> None:
+        """SQLite: turn oslo.db's deferred BEGIN (its listener runs first) into the strongest
+        write lock, the one a writer holds while it commits to a rollback journal."""
+        conn.exec_driver_sql("COMMIT")
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+
+    store = open_store(url)
+    store._facade.append_on_engine_create(lambda engine: sa.event.listen(engine, "begin", exclusive))
+    store.hosts()  # the schema is checked before the held transaction starts
+    with store._facade.writer.connection.using(store._owner):  # the store's statements join it
+        store.publish(_snapshots(name)[0], host=host)
+        print("holding", flush=True)
+        _expect("commit")
+    print("committed", flush=True)
+
+
 def read_loop(url: str, stop_file: str, hosts: str, names: str) -> None:
     from arm_cpu_filter.scheduler.fleet import Fleet
     from arm_cpu_filter.store import open_store
@@ -137,4 +165,5 @@ def read_loop(url: str, stop_file: str, hosts: str, names: str) -> None:
 
 if __name__ == "__main__":
     mode, *argv = sys.argv[1:]
-    {"fork-server": fork_server, "publish-loop": publish_loop, "read-loop": read_loop}[mode](*argv)
+    {"fork-server": fork_server, "publish-loop": publish_loop, "hold-publish": hold_publish,
+     "read-loop": read_loop}[mode](*argv)

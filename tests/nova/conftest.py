@@ -1,5 +1,5 @@
 """Fixtures of the Nova plugin tests: one real Nova scheduler sandbox per session (Nova's
-configuration is process-global), per-test stores, and a private PostgreSQL server."""
+configuration is process-global), per-test stores, and private PostgreSQL and MariaDB servers."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from arm_cpu_filter.testing.nova import scenario  # noqa: E402
 from arm_cpu_filter.testing.vmfacts import with_kernel_facts  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MARIADB_BIN = Path("/usr/sbin/mariadbd")
 
 
 @pytest.fixture(scope="session")
@@ -138,3 +139,102 @@ def postgres_url():
         yield server.createdb("armcpu")
     finally:
         server.close()
+
+
+class MariaDbServer:
+    """A throwaway MariaDB server (Debian's mariadb-server) on a unix socket, no networking, which
+    a test can stop and start again (same data, same URL)."""
+
+    def __init__(self) -> None:
+        install = shutil.which("mariadb-install-db")
+        if not (MARIADB_BIN.exists() and install):
+            pytest.skip(f"MariaDB server not found ({MARIADB_BIN}; tools/bootstrap.sh installs mariadb-server)")
+        # not under pytest's 0700 temp root: the server runs as the mysql user when we are root
+        self.base = Path(tempfile.mkdtemp(prefix="arm-cpu-filter-mariadb-"))
+        self.data, self.sock = self.base / "data", self.base / "mysqld.sock"
+        self.proc: subprocess.Popen | None = None
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # mariadbd refuses root: run it as the mysql system user
+            if not shutil.which("runuser"):
+                self.close()
+                pytest.skip("running as root without runuser: cannot start MariaDB as another user")
+            self.prefix = ["runuser", "-u", "mysql", "--"]
+            shutil.chown(self.base, "mysql")
+        r = subprocess.run(self.prefix + [install, "--no-defaults", f"--datadir={self.data}", "--skip-test-db",
+                                          "--auth-root-authentication-method=normal"],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            self.close()
+            pytest.skip(f"mariadb-install-db failed: {r.stderr.strip().splitlines()[-1:]}")
+
+    def start(self) -> None:
+        log = open(self.base / "start.log", "ab")  # noqa: SIM115 - the server's stdout/stderr while it runs
+        self.proc = subprocess.Popen(
+            self.prefix + [str(MARIADB_BIN), "--no-defaults", f"--datadir={self.data}", f"--socket={self.sock}",
+                           "--skip-networking", f"--pid-file={self.base / 'mysqld.pid'}",
+                           f"--log-error={self.base / 'error.log'}", "--innodb-buffer-pool-size=32M"],
+            stdout=log, stderr=log)
+        log.close()
+        for _ in range(600):  # readiness: the socket answers (InnoDB's first start takes seconds)
+            if self.proc.poll() is not None:
+                break
+            if self._ping():
+                return
+            time.sleep(0.1)
+        errors = (self.base / "error.log").read_text(errors="replace")[-500:] if (self.base / "error.log").exists() else ""
+        self.close()
+        pytest.skip(f"MariaDB did not start: {errors}")
+
+    def _ping(self) -> bool:
+        import pymysql
+
+        try:
+            pymysql.connect(unix_socket=str(self.sock), user="root", connect_timeout=2).close()
+            return True
+        except pymysql.Error:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()  # SIGTERM: a clean shutdown
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def createdb(self, name: str) -> str:
+        import pymysql
+
+        conn = pymysql.connect(unix_socket=str(self.sock), user="root")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+        return self.url(name)
+
+    def url(self, db: str) -> str:
+        return f"mysql+pymysql://root@localhost/{db}?unix_socket={self.sock}&charset=utf8mb4"
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """A throwaway MariaDB server shared by the session's SQL store tests (stopped at the end)."""
+    server = MariaDbServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_url(mariadb_server):
+    """A database on the session's MariaDB server."""
+    return mariadb_server.createdb("armcpu")

@@ -18,7 +18,7 @@ from arm_cpu_filter.scheduler import state
 WORKER = Path(__file__).with_name("_store_worker.py")
 PYTHON = sys.executable
 ALL = ["a72-lab", "altra-a", "g2-a", "g2-b", "g2-c", "g3-a", "g3-b", "g3-old", "g4-a", "n1-lab", "v1-lab"]
-BACKENDS = ["file", "sqlite", "postgresql"]
+BACKENDS = ["file", "sqlite", "postgresql", "mysql"]
 
 
 def fresh_pg_database(postgres_url: str) -> str:
@@ -34,10 +34,13 @@ def fresh_pg_database(postgres_url: str) -> str:
 
 
 def backend_url(kind: str, tmp_path: Path, request: Any) -> str:
+    """A fresh, empty store of backend ``kind`` (file, sqlite, postgresql, mysql) for one test."""
     if kind == "file":
         return f"file://{tmp_path}/store"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path}/store.sqlite"
+    if kind == "mysql":
+        return request.getfixturevalue("mariadb_server").createdb(f"t_{uuid.uuid4().hex[:16]}")
     return fresh_pg_database(request.getfixturevalue("postgres_url"))
 
 

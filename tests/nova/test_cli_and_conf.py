@@ -165,6 +165,7 @@ def test_snippet_names_real_classes_and_options():
     parser.read_string(text)
     used = set(parser["arm_cpu_filter"])
     assert used and used <= {o.name for o in conf.ALL_OPTS}
+    assert set(parser["arm_cpu_filter_database"]) == {"connection"}
 
 
 def test_demo_runs_through_nova(tmp_path):
@@ -185,3 +186,37 @@ def test_demo_runs_through_nova(tmp_path):
     move = by_title["resize: graviton2-v1 VM with DIC off, running on g2-b"]
     assert [a["host"] for a in move["admitted"]][0] == "g2-c"  # identical to the source: preferred
     assert sorted(a["host"] for a in move["admitted"]) == ["altra-a", "g2-a", "g2-c"]
+
+
+def test_database_connection_takes_precedence_over_store_url(tmp_path, capsys):
+    """``[arm_cpu_filter_database] connection`` is the store when set: for the agent, ``db sync``
+    and ``conf.store_settings`` (with its oslo.db options); ``--store-url`` overrides both."""
+    from oslo_config import cfg
+
+    from arm_cpu_filter import conf
+
+    sql, files = f"sqlite:///{tmp_path}/store.sqlite", f"file://{tmp_path}/files"
+    config = tmp_path / "agent.conf"
+    config.write_text(f"[arm_cpu_filter]\nstore_url = {files}\n\n"
+                      f"[arm_cpu_filter_database]\nconnection = {sql}\ndb_max_retries = 3\n")
+    config.chmod(0o640)
+    options = cfg.ConfigOpts()
+    conf.register_opts(options)
+    options([], default_config_files=[str(config)])
+    url, database = conf.store_settings(options)
+    assert url == sql and database["db_max_retries"] == 3 and database["mysql_sql_mode"] == "TRADITIONAL"
+    assert "connection" not in database
+
+    code, out, _ = run(capsys, "db", "sync", "--config-file", str(config))
+    assert code == 0 and out == f"store {sql}: schema created at 0003_mysql_double_timestamps\n"
+    agent = ["agent", "--once", "--from-file", "graviton3", "--host", "g3-a", "--no-libvirt", "--no-provider-config",
+             "--config-file", str(config)]
+    assert run(capsys, *agent)[0] == 0
+    assert list(open_store(sql).hosts()) == ["g3-a"] and open_store(files).hosts() == {}
+    assert run(capsys, *agent, "--store-url", files)[0] == 0
+    assert list(open_store(sql).hosts()) == ["g3-a"] and list(open_store(files).hosts()) == ["g3-a"]
+    config.write_text(f"[arm_cpu_filter]\nstore_url = {files}\n")
+    options = cfg.ConfigOpts()
+    conf.register_opts(options)
+    options([], default_config_files=[str(config)])
+    assert conf.store_settings(options) == (files, {})

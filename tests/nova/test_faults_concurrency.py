@@ -7,7 +7,9 @@ and the tables are created by whichever agent comes first, with the others racin
 No timing is assumed: the processes move in steps the test releases over their stdin/stdout
 (publishers ready -> all publish the first snapshot at once -> the reader reads it -> all
 publishers write -> a stop file -> the reader's last read), so every count asserted is fixed.
-SQLite busy handling is proven on its own with a lock the test holds and releases itself."""
+SQLite readers are proven on their own: a writer process holds its publish transaction open
+while the scheduler's view reads (the old snapshot, without waiting and without a retry), and
+a lock the test holds and releases itself drives the bounded retry of a locked database."""
 
 from __future__ import annotations
 
@@ -89,6 +91,41 @@ def test_readers_see_old_or_new_never_half(backend, tmp_path, request, capsys):
     report(capsys, f"concurrency/{backend}", publisher_processes=PUBLISHERS, publishes=published,
            write_errors=write_errors, reader_iterations=read["iterations"], records_checked=read["checks"],
            changes_seen_by_reader=read["changes_seen"], inconsistent=read["inconsistent"])
+
+
+def test_sqlite_reader_reads_the_old_snapshot_while_a_writer_holds_its_transaction(tmp_path):
+    """The flaky "store unavailable" of the scheduler while agents commit: with write-ahead
+    logging a reader never waits for a writer.  The reader's URL does not wait inside the driver
+    (``timeout=0``) and its retry pauses are recorded: any lock it met would show."""
+    from arm_cpu_filter.scheduler.fleet import Fleet
+
+    path = tmp_path / "store.sqlite"
+    old, new = sample_host("graviton2"), sample_host("graviton3")
+    open_store(f"sqlite:///{path}").publish(old, host="h0")
+    pauses: list[float] = []
+    store = SqlStore(f"sqlite:///{path}?timeout=0", sleep=pauses.append)
+    fleet = Fleet(store, max_age=0, refresh_interval=0)
+
+    def seen() -> str:
+        store._blobs.clear()
+        fleet.refresh(force=True)
+        assert fleet.load_error is None and pauses == []
+        return fleet.host("h0").snapshot.fingerprint
+
+    writer = _worker("hold-publish", f"sqlite:///{path}", "h0", "graviton3")
+    try:
+        _line(writer, "holding")  # new body and host row written, not committed
+        assert seen() == old.fingerprint
+        assert store.host("h0").fingerprint == old.fingerprint and seen() == old.fingerprint
+        _tell([writer], "commit")
+        _line(writer, "committed")
+        assert seen() == new.fingerprint
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
 
 
 def _locked_sqlite(tmp_path) -> tuple[str, sqlite3.Connection]:

@@ -27,6 +27,9 @@ from arm_cpu_filter.store import StoreError, open_store
 
 #: kills per backend (the agent loop); the publish command gets half as many
 KILLS = int(os.environ.get("ARM_CPU_FILTER_FAULT_KILLS", "60"))
+#: seconds after a fork the kill may land in: a few agent rounds (an SQL round takes longer, and a
+#: MariaDB agent's first connection alone takes about 0.1-0.2 s on a loaded machine)
+WINDOWS = {"file": 0.08, "sqlite": 0.25, "postgresql": 0.25, "mysql": 1.0}
 #: host g2-a alternates between these two; only A realizes the altra-v1 model
 HOST, A, B, MODEL = "g2-a", "graviton2-7.3", "graviton2", "altra-v1"
 
@@ -97,7 +100,7 @@ def test_agent_killed_at_random_points(backend, sandbox, tmp_path, request, caps
     provider = tmp_path / "provider" / "arm-cpu-filter.yaml"
     observer = Observer(url, sandbox, provider)
     rng = random.Random(f"agent-{backend}")
-    window = 0.08 if backend == "file" else 0.25  # seconds: a few agent rounds (an SQL round takes longer)
+    window = WINDOWS[backend]
     kills = 0
     with plugin_options(store_url=url):
         proc = subprocess.Popen([PYTHON, str(WORKER), "fork-server", url, HOST, A, B, str(provider)],

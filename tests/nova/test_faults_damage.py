@@ -110,8 +110,8 @@ class Planter:
             values = {k: data.get(k) for k in ("fingerprint", "taken_at", "kernel", "boot_id", "problem")}
             if not all(isinstance(values[k], str | float | int) for k in ("fingerprint", "taken_at")):
                 return False  # the column types refuse it: cannot be planted
-            if values["taken_at"] != values["taken_at"] and self.url.startswith("sqlite"):
-                return False  # SQLite stores NaN as NULL: refused by NOT NULL
+            if values["taken_at"] != values["taken_at"] and self.url.startswith(("sqlite", "mysql")):
+                return False  # SQLite stores NaN as NULL (refused by NOT NULL); MySQL has no NaN
             if data.get("host") != host:
                 return False  # the row's key is its host
         except ValueError:
@@ -130,8 +130,10 @@ class Planter:
             with self.store._engine.begin() as conn:
                 for statement, params in statements:
                     conn.execute(sa.text(statement), params)
-        except sa.exc.DataError:
-            return False
+        except Exception as exc:
+            if isinstance(getattr(exc, "inner_exception", exc), sa.exc.DataError):  # oslo.db wraps SQLAlchemy's
+                return False
+            raise
         return True
 
 

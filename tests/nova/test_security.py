@@ -201,7 +201,7 @@ def test_agent_warns_about_readable_passwords(tmp_path, postgres_url):
 
 # -- hostile names -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
 def test_hostile_strings_travel_as_bound_parameters(backend, tmp_path, request, capsys):
     store = open_store(backend_url(backend, tmp_path, request))
     g3 = sample_host("graviton3")
@@ -223,7 +223,7 @@ def test_hostile_strings_travel_as_bound_parameters(backend, tmp_path, request, 
     report(capsys, f"security/sql {backend}", hostile_strings_round_tripped=tried)
 
 
-@pytest.mark.parametrize("backend", ["file", "sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["file", "sqlite", "postgresql", "mysql"])
 def test_public_api_refuses_hostile_names(backend, tmp_path, request, capsys):
     url = backend_url(backend, tmp_path, request)
     store = open_store(url)

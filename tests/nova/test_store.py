@@ -1,4 +1,4 @@
-"""HostStore backends: file, SQLite and a real PostgreSQL server, same behaviour."""
+"""HostStore backends: file, SQLite and real PostgreSQL and MariaDB servers, same behaviour."""
 
 from __future__ import annotations
 
@@ -8,31 +8,16 @@ import stat
 import uuid
 
 import pytest
+from faultkit import BACKENDS, backend_url
 
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.samples import sample_host
 from arm_cpu_filter.store import StoreError, open_store
 
 
-def _drop_pg_tables(url: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for t in ("hosts", "instances", "snapshots", "definitions"):
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS arm_cpu_filter_{t}"))
-    engine.dispose()
-
-
-@pytest.fixture(params=["file", "sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    if request.param == "file":
-        return open_store(f"file://{tmp_path}/store")
-    if request.param == "sqlite":
-        return open_store(f"sqlite:///{tmp_path}/store.sqlite")
-    url = request.getfixturevalue("postgres_url")
-    _drop_pg_tables(url)
-    return open_store(url)
+    return open_store(backend_url(request.param, tmp_path, request))
 
 
 def _corrupt(store, fingerprint: str) -> None:
@@ -65,6 +50,8 @@ def test_publish_is_content_addressed(store):
     store.publish(g4, host="g3-b", taken_at=2000.0)
     assert store.host("g3-b").fingerprint == g4.fingerprint and store.host("g3-b").taken_at == 2000.0
     assert store.host("nowhere") is None
+    store.publish(g4, host="g3-b", taken_at=1796413958.772366)  # an epoch time: double precision everywhere
+    assert store.host("g3-b").taken_at == 1796413958.772366
     assert store.remove_host("g3-b") is True and store.host("g3-b") is None
 
 

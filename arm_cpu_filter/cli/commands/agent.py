@@ -3,8 +3,9 @@ record if it was published before a reboot (kernel or boot id changed), read thi
 snapshot (KVM; ``--from-file SNAPSHOT`` for a file or sample read elsewhere), publish it,
 record the CPU of new host-passthrough Nova instances (libvirt), and write the Nova
 provider-config YAML with a CUSTOM_ARM_CPU_MODEL_<NAME> trait per usable model.  Defaults come
-from ``[arm_cpu_filter]`` in ``--config-file``.  Runs as an ordinary user in the kvm group
-(not root): see docs/agent-privileges.rst."""
+from ``[arm_cpu_filter]`` in ``--config-file``; the store is ``--store-url``, else
+``[arm_cpu_filter_database] connection``, else ``[arm_cpu_filter] store_url``.  Runs as an
+ordinary user in the kvm group (not root): see docs/agent-privileges.rst."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
         set_models_dir(o.models_dir)
     host = args.host or o.host or socket.gethostname()
-    store = open_store(args.store_url or o.store_url)
+    url, database_options = conf.store_settings(options)
+    store = open_store(args.store_url) if args.store_url else open_store(url, database_options)
     uri = None if args.no_libvirt else (args.libvirt_uri or o.libvirt_uri)
     provider = None if args.no_provider_config else (args.provider_config or o.provider_config_file or None)
     exposures = secret_exposures(args.config_file, bool(args.store_url)) if getattr(store, "has_password", False) else []
