@@ -86,10 +86,9 @@ def score(which: str, fleet: Fleet, snapshot: HostSnapshot, reference: tuple[str
     return 1.0 if wanted is not None and wanted == snapshot.fingerprint else 0.0
 
 
-def scores_by_host(which: str, fleet: Fleet, request: CpuRequest) -> dict[str, float]:
-    """host -> raw score for every fresh host: computed once per distinct snapshot, then cached
-    for the fleet generation, so weighing a request is one dict lookup per candidate."""
-    reference = move_reference(fleet, request) if which == MOVE else None
+def scores_by_host(which: str, fleet: Fleet, reference: tuple[str, str | None] | None = None) -> dict[str, float]:
+    """host -> raw score for every fresh host (``reference``: a move's :func:`move_reference`):
+    computed once per distinct snapshot, then cached for the fleet generation."""
     key = (id(fleet), fleet.generation, which, reference)
     cached = _by_host.get(key)
     if cached is None:
@@ -120,8 +119,11 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             multiplier = float(getattr(state.options(), f"{which}_weight_multiplier")) if which else 0.0
             if not multiplier:
                 return [0.0] * n
-            get = scores_by_host(which, state.fleet(), request).get
-            raw = [get(obj.obj.host) for obj in weighed_obj_list]
+            fleet = state.fleet()
+            reference = move_reference(fleet, request) if which == MOVE else None
+            get = scores_by_host(which, fleet, reference).get
+            # one identity lookup per candidate once its HostState was seen in this generation
+            raw = state.per_state(fleet, (which, reference), [obj.obj for obj in weighed_obj_list], get)
             known = set(raw)
             known.discard(None)
             lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
