@@ -13,6 +13,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from itertools import compress
 from typing import Any
 
 from oslo_config import cfg
@@ -38,8 +39,9 @@ _host_problems: dict[str, str] = {}
 #: host -> the last internal error met while admitting it (a bug: logged once per host and text,
 #: however requests that do and do not meet it alternate)
 _host_errors: dict[str, str] = {}
-#: (id of the fleet, its generation) the memo below belongs to
-_memo_generation: tuple[int, int] | None = None
+#: the fleet and its store generation the memo below belongs to (the fleet itself, not its id:
+#: a fleet rebuilt on reconfiguration may get a dropped one's id)
+_memo_owner: tuple[Fleet, int] | None = None
 #: what -> Nova host-state object -> value (see :func:`per_state`)
 _memo: dict[Hashable, dict[Any, Any]] = {}
 _UNSEEN = object()
@@ -66,13 +68,14 @@ def fleet() -> Fleet:
 
 def reset() -> None:
     """Forget the fleet, cached requests and logged problems (tests, reconfiguration)."""
-    global _fleet
+    global _fleet, _memo_owner
     with _lock:
         _fleet = None
         _requests.clear()
         _host_problems.clear()
         _host_errors.clear()
         _memo.clear()
+        _memo_owner = None
 
 
 def _field(spec_obj: Any, name: str) -> Any:
@@ -125,16 +128,18 @@ def per_state(f: Fleet, what: Hashable, host_states: Sequence[Any], value_of: Ca
     keeps one HostState per compute node for the scheduler's life, and a HostState hashes by
     identity, so a warm request costs one dict lookup per candidate without reading the
     state's attributes (at fleet scale that read, not the verdict, is what costs)."""
-    global _memo_generation
-    generation = (id(f), f.generation)
-    if _memo_generation != generation or len(_memo) > 64:
+    global _memo_owner
+    owner = _memo_owner
+    if owner is None or owner[0] is not f or owner[1] != f.generation or len(_memo) > 64:
         _memo.clear()
-        _memo_generation = generation
+        _memo_owner = (f, f.generation)
     values = _memo.setdefault(what, {})
     try:
-        return [values[h] for h in host_states]
+        return list(map(values.__getitem__, host_states))
     except KeyError:  # states not seen in this generation yet
         pass
+    except TypeError:  # not hashable (not Nova's HostState): by name, every time
+        return [value_of(h.host) for h in host_states]
     if len(values) > 2 * len(f.records()) + len(host_states) + 1024:  # states Nova dropped long ago
         values.clear()
     out = []
@@ -160,7 +165,7 @@ def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
         accepting = f.accepting(request.definition) if vm is None else f.accepting_move(vm, request.live)
         # True: passes, False: fresh data the engine refuses, None: no fresh data
         verdicts = per_state(f, accepting, host_states, lambda name: name in accepting if name in fps else None)
-        out = [h for h, ok in zip(host_states, verdicts) if ok]
+        out = list(compress(host_states, verdicts))
         for name in [n for n in _host_problems if n in fps]:
             admit(name, request)  # logs the recovery
         if None in verdicts:

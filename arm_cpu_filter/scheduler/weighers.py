@@ -18,6 +18,7 @@ are).  Hosts without usable data score 0 (the filter refuses them anyway).  Neve
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import Any
 
 from nova.scheduler import weights
@@ -30,6 +31,7 @@ from arm_cpu_filter.snapshot import HostSnapshot
 
 LOG = logging.getLogger("arm_cpu_filter.scheduler")
 PASSTHROUGH, MODEL_FIT, MOVE = "passthrough", "model_fit", "move_identical"
+_HOST_STATE = attrgetter("obj")
 
 
 def case(request: CpuRequest) -> str | None:
@@ -123,7 +125,7 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             reference = move_reference(fleet, request) if which == MOVE else None
             get = scores_by_host(which, fleet, reference).get
             # one identity lookup per candidate once its HostState was seen in this generation
-            raw = state.per_state(fleet, (which, reference), [obj.obj for obj in weighed_obj_list], get)
+            raw = state.per_state(fleet, (which, reference), list(map(_HOST_STATE, weighed_obj_list)), get)
             known = set(raw)
             known.discard(None)
             lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
@@ -134,7 +136,7 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             scale = multiplier / (hi - lo)
             weight_of: dict[float | None, float] = {s: round((s - lo) * scale, 3) for s in known}
             weight_of[None] = 0.0
-            return [weight_of[s] for s in raw]
+            return list(map(weight_of.__getitem__, raw))
         except Exception as exc:  # never raise into Nova: abstain
             LOG.error("ArmCpuWeigher abstains: %s: %s", type(exc).__name__, exc)
             return [0.0] * n
