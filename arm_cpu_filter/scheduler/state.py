@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from itertools import compress
 from typing import Any
 
 from oslo_config import cfg
@@ -39,6 +40,12 @@ _host_problems: dict[str, str] = {}
 #: host -> the last internal error met while admitting it (a bug: logged once per host and text,
 #: however requests that do and do not meet it alternate)
 _host_errors: dict[str, str] = {}
+#: the fleet and its store generation the memo below belongs to (the fleet itself, not its id:
+#: a fleet rebuilt on reconfiguration may get a dropped one's id)
+_memo_owner: tuple[Fleet, int] | None = None
+#: what -> Nova host-state object -> value (see :func:`per_state`)
+_memo: dict[Hashable, dict[Any, Any]] = {}
+_UNSEEN = object()
 
 
 def options() -> Any:
@@ -65,13 +72,15 @@ def fleet() -> Fleet:
 
 def reset() -> None:
     """Forget the fleet, cached requests and logged problems (tests, reconfiguration)."""
-    global _fleet
+    global _fleet, _memo_owner
     set_models_dir(None)
     with _lock:
         _fleet = None
         _requests.clear()
         _host_problems.clear()
         _host_errors.clear()
+        _memo.clear()
+        _memo_owner = None
 
 
 def _field(spec_obj: Any, name: str) -> Any:
@@ -118,10 +127,40 @@ def _store_down(f: Fleet) -> CpuRequest | None:
     return CpuRequest(STORE_DOWN, problem=f.load_error) if f.load_error else None
 
 
+def per_state(f: Fleet, what: Hashable, host_states: Sequence[Any], value_of: Callable[[str], Any]) -> list[Any]:
+    """``[value_of(h.host) for h in host_states]``, remembered per host-state object for ``f``'s
+    store generation (``what`` names what ``value_of`` computes within it).  Nova's HostManager
+    keeps one HostState per compute node for the scheduler's life, and a HostState hashes by
+    identity, so a warm request costs one dict lookup per candidate without reading the
+    state's attributes (at fleet scale that read, not the verdict, is what costs)."""
+    global _memo_owner
+    owner = _memo_owner
+    if owner is None or owner[0] is not f or owner[1] != f.generation or len(_memo) > 64:
+        _memo.clear()
+        _memo_owner = (f, f.generation)
+    values = _memo.setdefault(what, {})
+    try:
+        return list(map(values.__getitem__, host_states))
+    except KeyError:  # states not seen in this generation yet
+        pass
+    except TypeError:  # not hashable (not Nova's HostState): by name, every time
+        return [value_of(h.host) for h in host_states]
+    if len(values) > 2 * len(f.records()) + len(host_states) + 1024:  # states Nova dropped long ago
+        values.clear()
+    out = []
+    for h in host_states:
+        value = values.get(h, _UNSEEN)
+        if value is _UNSEEN:
+            value = values[h] = value_of(h.host)
+        out.append(value)
+    return out
+
+
 def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
-    """The host states that pass: one verdict per distinct snapshot, then a dict lookup per
-    host; hosts without fresh data go through :func:`admit`, which logs their problem once (and,
-    at DEBUG, so do the hosts the engine refused, with the reason)."""
+    """The host states that pass: one verdict per distinct snapshot (cached by the fleet), then
+    a lookup per host state (:func:`per_state`); hosts without fresh data go through
+    :func:`admit`, which logs their problem once (and, at DEBUG, so do the hosts the engine
+    refused, with the reason)."""
     try:
         f = fleet()
         fps = f.fingerprints()
@@ -129,16 +168,18 @@ def admit_all(host_states: Sequence[Any], request: CpuRequest) -> list[Any]:
             return [h for h in host_states if admit(h.host, request)]
         vm = request.vm
         accepting = f.accepting(request.definition) if vm is None else f.accepting_move(vm, request.live)
-        out = [h for h in host_states if h.host in accepting]
+        # True: passes, False: fresh data the engine refuses, None: no fresh data
+        verdicts = per_state(f, accepting, host_states, lambda name: name in accepting if name in fps else None)
+        out = list(compress(host_states, verdicts))
         for name in [n for n in _host_problems if n in fps]:
             admit(name, request)  # logs the recovery
-        if len(out) < len(host_states):
-            for name in {h.host for h in host_states} - fps.keys():
-                admit(name, request)  # logs the host's problem once
-            if LOG.isEnabledFor(logging.DEBUG):  # why the engine refused the others
-                for name in sorted({h.host for h in host_states} - accepting - _host_problems.keys()):
-                    if name in fps:
-                        admit(name, request)
+        if None in verdicts:
+            for h, ok in zip(host_states, verdicts):
+                if ok is None:
+                    admit(h.host, request)  # logs the host's problem once
+        if len(out) < len(host_states) and LOG.isEnabledFor(logging.DEBUG):  # why the engine refused the others
+            for name in sorted({h.host for h, ok in zip(host_states, verdicts) if ok is False}):
+                admit(name, request)
         return out
     except Exception:  # the per-host path never raises and logs each problem
         return [h for h in host_states if admit(h.host, request)]

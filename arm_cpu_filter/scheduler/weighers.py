@@ -18,6 +18,7 @@ are).  Hosts without usable data score 0 (the filter refuses them anyway).  Neve
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 from typing import Any
 
 from nova.scheduler import weights
@@ -31,6 +32,7 @@ from arm_cpu_filter.snapshot import HostSnapshot
 
 LOG = logging.getLogger("arm_cpu_filter.scheduler")
 PASSTHROUGH, MODEL_FIT, MOVE = "passthrough", "model_fit", "move_identical"
+_HOST_STATE = attrgetter("obj")
 
 
 def case(request: CpuRequest) -> str | None:
@@ -89,10 +91,9 @@ def score(which: str, fleet: Fleet, snapshot: HostSnapshot, reference: tuple[str
     return 1.0 if wanted is not None and wanted == snapshot.fingerprint else 0.0
 
 
-def scores_by_host(which: str, fleet: Fleet, request: CpuRequest) -> dict[str, float]:
-    """host -> raw score for every fresh host: computed once per distinct snapshot, then cached
-    for the fleet generation, so weighing a request is one dict lookup per candidate."""
-    reference = move_reference(fleet, request) if which == MOVE else None
+def scores_by_host(which: str, fleet: Fleet, reference: tuple[str, str | None] | None = None) -> dict[str, float]:
+    """host -> raw score for every fresh host (``reference``: a move's :func:`move_reference`):
+    computed once per distinct snapshot, then cached for the fleet generation."""
     key = (id(fleet), fleet.generation, which, reference, catalog_key() if which == MODEL_FIT else None)
     cached = _by_host.get(key)
     if cached is None:
@@ -123,8 +124,12 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             multiplier = float(getattr(state.options(), f"{which}_weight_multiplier")) if which else 0.0
             if not multiplier:
                 return [0.0] * n
-            get = scores_by_host(which, state.fleet(), request).get
-            raw = [get(obj.obj.host) for obj in weighed_obj_list]
+            fleet = state.fleet()
+            reference = move_reference(fleet, request) if which == MOVE else None
+            get = scores_by_host(which, fleet, reference).get
+            # one identity lookup per candidate once its HostState was seen in this generation
+            what = (which, reference, catalog_key() if which == MODEL_FIT else None)  # site models may join
+            raw = state.per_state(fleet, what, list(map(_HOST_STATE, weighed_obj_list)), get)
             known = set(raw)
             known.discard(None)
             lo, hi = (min(known), max(known)) if known else (0.0, 0.0)
@@ -135,7 +140,7 @@ class ArmCpuWeigher(weights.BaseHostWeigher):
             scale = multiplier / (hi - lo)
             weight_of: dict[float | None, float] = {s: round((s - lo) * scale, 3) for s in known}
             weight_of[None] = 0.0
-            return [weight_of[s] for s in raw]
+            return list(map(weight_of.__getitem__, raw))
         except Exception as exc:  # never raise into Nova: abstain
             LOG.error("ArmCpuWeigher abstains: %s: %s", type(exc).__name__, exc)
             return [0.0] * n

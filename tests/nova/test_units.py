@@ -222,3 +222,24 @@ def test_the_bench_prefilters_the_hosts_whose_provider_config_carries_the_trait(
     assert trait_hosts(fleet, "grace-v1") == []
     carrying = [h for h, s in fleet.items() if trait_name("altra-v1") in provider_config(usable_models(s), h)]
     assert carrying == ["a", "b"]
+
+
+def test_host_states_kept_across_requests_follow_the_store(store):
+    """Nova's HostManager keeps one HostState per node for the scheduler's life; verdicts and
+    scores remembered per state object must follow the store once it is read again."""
+    states = [FakeHostState(h, "node", {}) for h in HOSTS]
+    f = ArmCpuModelFilter()
+    assert [h.host for h in f.filter_all(states, spec({"arm_cpu:model": "graviton2-v1"}))] == ["g2-a", "g2-b"]
+    kept = [weights.WeighedHost(s, 0.0) for s in states]
+    before = dict(zip(HOSTS, ArmCpuWeigher().weigh_objects(kept, spec({"arm_cpu:model": "graviton2-v1"}))))
+    assert before == {**ZERO, "g3": 1.0, "g4": 1.0}
+
+    store.publish(with_kernel_facts(sample_host("altra")), host="g2-b")  # g2-b's board swapped
+    store.publish(with_kernel_facts(sample_host("graviton2")), host=NO_DATA)  # its agent came up
+    store.publish(with_kernel_facts(sample_host("graviton2")), host="g4")  # g4's board swapped too
+    state.fleet().refresh(force=True)
+    assert [h.host for h in f.filter_all(states, spec({"arm_cpu:model": "graviton2-v1"}))] == \
+        ["g2-a", "g4", NO_DATA]
+    after = dict(zip(HOSTS, ArmCpuWeigher().weigh_objects(kept, spec({"arm_cpu:model": "graviton2-v1"}))))
+    assert after == weights_of(spec({"arm_cpu:model": "graviton2-v1"}))  # as for states never seen
+    assert after == {**ZERO, "g3": 1.0}

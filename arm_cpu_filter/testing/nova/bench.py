@@ -4,17 +4,27 @@
   filter and weigher add per request when run through Nova's own filter and weight
   handlers (total with ours minus the same handlers without ours), mean over a passthrough
   boot, a named-model boot and a host-passthrough live migration, warm caches.  This
-  includes the bookkeeping Nova's handlers do for any filter or weigher (per host: a log
-  tuple, two debug dicts and a formatted string per weigher); ``plugin_code_ms[...]`` is our
-  code alone (``filter_all`` + ``weigh_objects``); ``nova_weigher_floor_ms`` is what Nova's
-  weight handler charges for a weigher that returns zeros for all 10,000 hosts (its per-host
-  bookkeeping: the floor under any weigher, Nova's own included);
+  includes the bookkeeping Nova's handlers do for any filter or weigher (per candidate: a
+  host/node tuple per filter; per weigher two debug dicts, a method call and a formatted
+  string per host, debug logging on or off); ``plugin_code_ms[...]`` is our code alone
+  (``filter_all`` + ``weigh_objects``, and the WeighedHost list the handler would build);
+- ``nova_floor_ms[...]`` (mean: ``nova_floor_per_request_ms``): what Nova's handlers charge
+  for a plugin that decides exactly as ours does at no cost of its own -- a filter returning
+  our filter's hosts and a weigher returning our weigher's weights, with its bounds and
+  multiplier -- so ``nova_overhead_above_floor_ms[...]`` (mean:
+  ``nova_overhead_above_floor_per_request_ms``) is the part of the overhead that is ours.
+  A request whose filter refuses most hosts can cost less than no plugin at all (the weight
+  handler then sorts fewer hosts): its overhead and floor are negative.
+  ``nova_weigher_floor_ms`` is what Nova's weight handler charges for a weigher that
+  returns zeros for all 10,000 hosts;
 - ``nova_overhead_prefiltered_ms``: the named-model boot again, when its flavor also requires
   the model's trait (``arm-cpu-filter flavor``): placement then returns only the hosts whose
   provider config carries ``CUSTOM_ARM_CPU_MODEL_<NAME>`` (the agent writes one per model the
   host realizes), so Nova's handlers and ours see those candidates only;
-  ``nova_candidates[...]`` says how many candidates each request had, and
-  ``nova_weigher_floor_ms[...]`` what Nova's weight handler charges for any weigher over them;
+  ``nova_overhead_above_floor_prefiltered_ms`` is its part above Nova's floor;
+  ``nova_candidates[...]`` says how many candidates each request had, ``nova_kept[...]`` how
+  many our filter passed, and ``nova_weigher_floor_ms[...]`` what Nova's weight handler
+  charges for any weigher over the candidates;
 - ``store_load_10k_s`` / ``store_load_10k_peak_mb``: reading 10,000 host records (file
   backend) plus the 20 snapshots they point at, as a scheduler does on refresh.
 """
@@ -166,11 +176,12 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
                 w.weigh_objects([WeighedHost(h, 0.0) for h in hosts], spec)
             return time.perf_counter() - t
 
-        def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None, states: list[Any] = states) -> float:
+        def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None, states: list[Any] = states,
+                filters: list[Any] | None = None) -> float:
             t = time.perf_counter()
             hosts = states
-            if with_ours:
-                hosts = list(hm.filter_handler.get_filtered_objects(ours, hosts, spec))
+            if with_ours or filters:
+                hosts = list(hm.filter_handler.get_filtered_objects(ours if with_ours else filters, hosts, spec))
             hm.weight_handler.get_weighed_objects(our_weighers if with_ours else weighers or [], hosts, spec)
             return time.perf_counter() - t
 
@@ -179,19 +190,36 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
         for label, spec in specs.items():
             run(spec, True, states=candidates[label])
         out["nova_first_requests_s"] = round(time.perf_counter() - cold, 3)
-        overheads = []
+        overheads, above = [], []
         for label, spec in specs.items():
             hosts = candidates[label]
-            with_ours = min(run(spec, True, states=hosts) for _ in range(repeat))
-            without = min(run(spec, False, states=hosts) for _ in range(repeat))
-            ms = (with_ours - without) * 1e3
+            # Nova's own cost for a plugin deciding the same at no cost of its own: a filter that
+            # returns our filter's answer, a weigher that returns our weigher's weights
+            kept = list(ours[0].filter_all(hosts, spec))
+            answer = [w.weigh_objects([WeighedHost(h, 0.0) for h in kept], spec) for w in our_weighers]
+            same_filter = [answer_filter(kept)]
+            same_weighers = [answer_weigher(w, weights) for w, weights in zip(our_weighers, answer)]
+            with_ours, without, floor = [], [], []
+            for _ in range(repeat):  # interleaved, so that a load change hits all three alike
+                with_ours.append(run(spec, True, states=hosts))
+                without.append(run(spec, False, states=hosts))
+                floor.append(run(spec, False, same_weighers, states=hosts, filters=same_filter))
+            ms = (min(with_ours) - min(without)) * 1e3
             out[f"nova_overhead_ms[{label}]"] = round(ms, 2)
+            out[f"nova_floor_ms[{label}]"] = round((min(floor) - min(without)) * 1e3, 2)
+            out[f"nova_overhead_above_floor_ms[{label}]"] = round((min(with_ours) - min(floor)) * 1e3, 2)
             out[f"plugin_code_ms[{label}]"] = round(min(ours_only(spec, hosts) for _ in range(repeat)) * 1e3, 2)
             out[f"nova_candidates[{label}]"] = len(hosts)
+            out[f"nova_kept[{label}]"] = len(kept)
             if label != prefiltered:
                 overheads.append(ms)
+                above.append(out[f"nova_overhead_above_floor_ms[{label}]"])
         out["nova_overhead_per_request_ms"] = round(sum(overheads) / len(overheads), 2)
         out["nova_overhead_prefiltered_ms"] = out[f"nova_overhead_ms[{prefiltered}]"]
+        out["nova_floor_per_request_ms"] = round(
+            sum(out[f"nova_floor_ms[{label}]"] for label in specs if label != prefiltered) / len(overheads), 2)
+        out["nova_overhead_above_floor_per_request_ms"] = round(sum(above) / len(above), 2)
+        out["nova_overhead_above_floor_prefiltered_ms"] = out[f"nova_overhead_above_floor_ms[{prefiltered}]"]
         boot = specs["passthrough boot"]
         floor = min(run(boot, False, [zero_weigher()]) for _ in range(repeat)) - min(run(boot, False) for _ in range(repeat))
         out["nova_weigher_floor_ms"] = round(floor * 1e3, 2)
@@ -205,6 +233,38 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
         conf.set_override("store_url", old[0], "arm_cpu_filter")
         conf.set_override("store_refresh_interval", old[1], "arm_cpu_filter")
         state.reset()
+
+
+def answer_filter(kept: list[Any]) -> Any:
+    """A filter that returns ``kept`` whatever it is given (it costs Nova's handler only)."""
+    from nova.scheduler import filters
+
+    class AnswerFilter(filters.BaseHostFilter):
+        def host_passes(self, host_state: Any, spec_obj: Any) -> bool:
+            return host_state in kept
+
+        def filter_all(self, filter_obj_list: Any, spec_obj: Any) -> list[Any]:
+            return kept
+
+    return AnswerFilter()
+
+
+def answer_weigher(like: Any, weights: list[float]) -> Any:
+    """A weigher that returns ``weights`` at no cost, with ``like``'s bounds and multiplier (so
+    Nova's handler normalizes, multiplies and formats the same numbers as for ``like``)."""
+    from nova.scheduler import weights as nova_weights
+
+    class AnswerWeigher(nova_weights.BaseHostWeigher):
+        minval, maxval = like.minval, like.maxval
+        weight_multiplier = like.weight_multiplier
+
+        def _weigh_object(self, host_state: Any, weight_properties: Any) -> float:
+            return 0.0
+
+        def weigh_objects(self, weighed_obj_list: list[Any], weight_properties: Any) -> list[float]:
+            return weights
+
+    return AnswerWeigher()
 
 
 def zero_weigher() -> Any:
