@@ -100,7 +100,7 @@ def test_nova_commands_without_nova(hide, capsys, monkeypatch, argv):
 def test_bench_skips_what_it_cannot_measure(hide):
     from arm_cpu_filter.testing.nova.bench import bench_all
 
-    hide("sqlalchemy", "nova")
+    hide("sqlalchemy", "nova", dependents=("arm_cpu_filter.store.sql",))
     figures = bench_all(quick=True)
     assert figures["skipped"] == [
         {"probe": "sqlite store load", "reason": "sqlite store load needs SQLAlchemy: pip install arm-cpu-filter",

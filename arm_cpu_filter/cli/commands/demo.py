@@ -28,14 +28,18 @@ def run(args: argparse.Namespace) -> int:
     # the harness stays out of the product and out of every other command's start-up
     from arm_cpu_filter.testing.nova import sandbox, scenario
 
-    # the refusals are printed below; the filter's warnings would repeat them on stderr
-    logging.getLogger("arm_cpu_filter.scheduler").setLevel(logging.ERROR)
+    # the refusals are printed below; the filter's warnings would repeat them on stderr (for the
+    # demo only: the level is put back, as main() may run in a longer-lived process)
+    scheduler_log = logging.getLogger("arm_cpu_filter.scheduler")
+    level = scheduler_log.level
+    scheduler_log.setLevel(logging.ERROR)
     workdir = tempfile.mkdtemp(prefix="arm-cpu-filter-demo-")
     try:
         sb = sandbox.get(workdir)  # without Nova, main() names the extra to install
         plan = scenario.load(Path(args.scenario)) if args.scenario else scenario.load()
         results = scenario.run(plan, sb)
     finally:
+        scheduler_log.setLevel(level)
         shutil.rmtree(workdir, ignore_errors=True)
     if args.format == "json":
         emit_json({"hosts": plan.hosts, "requests": results})
