@@ -13,6 +13,8 @@ from typing import Any
 from oslo_config import cfg
 from oslo_db import options as oslo_db_options
 
+from arm_cpu_filter.errors import InputError
+
 GROUP = cfg.OptGroup(
     "arm_cpu_filter",
     title="ARM64 CPU model filter",
@@ -144,6 +146,18 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(ALL_OPTS, group=GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(DATABASE_OPTS, group=DATABASE_GROUP)
+
+
+def load(config_files: list[str] | None) -> cfg.ConfigOpts:
+    """The two groups read from ``config_files`` (a command's ``--config-file``), in a
+    ConfigOpts of their own; a missing or broken file is an InputError naming it."""
+    options = cfg.ConfigOpts()
+    register_opts(options)
+    try:
+        options([], project="arm-cpu-filter", default_config_files=config_files or [])
+    except (cfg.Error, OSError) as exc:
+        raise InputError(f"--config-file: {str(exc).splitlines()[0]}") from None
+    return options
 
 
 def store_settings(conf: cfg.ConfigOpts) -> tuple[str, dict[str, Any]]:

@@ -37,8 +37,27 @@ from arm_cpu_filter.table import Field, load_table
 _ROUNDS = 4
 
 
+class FixedSpec:
+    """The fixed CPU of a fix: the caller's ``given`` overrides of ``model`` plus the fix's
+    ``changes`` (the subclass holds the three; ``complete`` and ``fix_model`` share this)."""
+
+    model: str
+    given: Mapping[str, str]
+    changes: Mapping[str, str]
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """Every override of the fixed CPU: the given ones (replaced values in place), then the new."""
+        return {**self.given, **self.changes}
+
+    @property
+    def spec(self) -> str:
+        """``MODEL,PROP=VAL,...`` of the fixed CPU (each property once, so ``realize`` takes it)."""
+        return ",".join([self.model, *(f"{k}={v}" for k, v in self.overrides.items())])
+
+
 @dataclass(frozen=True)
-class Completion:
+class Completion(FixedSpec):
     """``complete``'s answer for a model over the pool ``hosts``.
 
     ``blocked`` (host -> blockers) is empty iff the fixed CPU is usable on every host; otherwise
@@ -64,16 +83,6 @@ class Completion:
     def changes(self) -> dict[str, str]:
         """The fix alone: properties it adds or whose given value it replaces."""
         return {**self.lowered, **self.completed}
-
-    @property
-    def overrides(self) -> dict[str, str]:
-        """Every override of the fixed CPU: the given ones (replaced values in place), then the new."""
-        return {**self.given, **self.changes}
-
-    @property
-    def spec(self) -> str:
-        """``MODEL,PROP=VAL,...`` of the fixed CPU (each property once, so ``realize`` takes it)."""
-        return ",".join([self.model, *(f"{k}={v}" for k, v in self.overrides.items())])
 
     def to_dict(self) -> dict[str, Any]:
         return {

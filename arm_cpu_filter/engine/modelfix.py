@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from arm_cpu_filter.engine.check import Blocker, check
-from arm_cpu_filter.engine.completion import complete
+from arm_cpu_filter.engine.completion import FixedSpec, complete
 from arm_cpu_filter.models.realization import parse_spec, realize_model
 from arm_cpu_filter.snapshot import HostSnapshot
 
 
 @dataclass(frozen=True)
-class ModelFix:
+class ModelFix(FixedSpec):
     """``fix_model``'s answer: the model, the caller's overrides and what the fix adds.
 
     ``blocked`` is empty iff ``spec`` is usable on the host once ``changes`` are applied;
@@ -39,16 +39,6 @@ class ModelFix:
     @property
     def usable(self) -> bool:
         return not self.blocked
-
-    @property
-    def overrides(self) -> dict[str, str]:
-        """Every override of the fixed CPU: the given ones (replaced values in place), then the new."""
-        return {**self.given, **self.changes}
-
-    @property
-    def spec(self) -> str:
-        """``MODEL,PROP=VAL,...`` of the fixed CPU (each property once, so ``realize`` takes it)."""
-        return ",".join([self.model, *(f"{k}={v}" for k, v in self.overrides.items())])
 
 
 def fix_model(spec: str, host: HostSnapshot) -> ModelFix:

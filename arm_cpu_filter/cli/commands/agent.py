@@ -13,7 +13,6 @@ import argparse
 
 from arm_cpu_filter.cli import EXIT_OK, add_format
 from arm_cpu_filter.cli.output import emit_json
-from arm_cpu_filter.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import socket
 
-    from oslo_config import cfg
-
     # loaded on use: building the parser imports every command module, so start-up stays small
     from arm_cpu_filter import agent, conf
     from arm_cpu_filter.agent.privileges import check_kvm_access, secret_exposures
@@ -48,12 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from arm_cpu_filter.snapshot import HostSnapshot
     from arm_cpu_filter.store import open_store
 
-    options = cfg.ConfigOpts()
-    conf.register_opts(options)
-    try:
-        options([], project="arm-cpu-filter", default_config_files=args.config_file)
-    except (cfg.Error, OSError) as exc:
-        raise InputError(f"--config-file: {str(exc).splitlines()[0]}") from None
+    options = conf.load(args.config_file)
     o = options.arm_cpu_filter
     if args.config_file and args.models_dir is None:  # a service's config: its site models, as the scheduler's
         from arm_cpu_filter.models import set_models_dir

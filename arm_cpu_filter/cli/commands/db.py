@@ -32,8 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> HostStore:
-    from oslo_config import cfg
-
     from arm_cpu_filter import conf
     from arm_cpu_filter.store import open_store
 
@@ -42,13 +40,7 @@ def _open(args: argparse.Namespace) -> HostStore:
         return open_store(url)
     if not args.config_file:
         raise InputError(f"no store: give --store-url URL, set {STORE_URL_ENV} or give --config-file")
-    options = cfg.ConfigOpts()
-    conf.register_opts(options)
-    try:
-        options([], project="arm-cpu-filter", default_config_files=args.config_file)
-    except (cfg.Error, OSError) as exc:
-        raise InputError(f"--config-file: {str(exc).splitlines()[0]}") from None
-    return open_store(*conf.store_settings(options))
+    return open_store(*conf.store_settings(conf.load(args.config_file)))
 
 
 def run(args: argparse.Namespace) -> int:
