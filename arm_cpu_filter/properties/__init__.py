@@ -64,8 +64,10 @@ class Property:
             architectural = {} if minor or _INT.match(value) else self._architectural_names()
             if value.lower() in architectural:  # the major field's name: feat_RAS=V1P1 is 2.0
                 raws = (architectural[value.lower()], 0)
-            else:
-                raws = (parse_int(major, where), parse_int(minor or "0", where))
+            elif not minor and value.lower() in self._minor_names():  # one that says its major: CSV2_1p1 is 1.1
+                raws = self._minor_name(value, where)
+            else:  # MAJOR.MINOR, each half a number or its field's name: feat_MPAM=1.MINOR_1
+                raws = (self._half(0, major, where), self._half(1, minor or "0", where))
         elif self.kind == BOOL and value.lower() in _TRUE | _FALSE:
             raws = (1 if value.lower() in _TRUE else 0,)
         else:
@@ -83,6 +85,30 @@ class Property:
             if raw > f.max:
                 raise InputError(f"{where}: value {text!r} does not fit {f.qualname} ({f.width} bits)")
         return raws
+
+    def _half(self, position: int, text: str, where: str) -> int:
+        """One half of a fraction: a number, or a name the table gives that field's value."""
+        if _INT.match(text.strip()):
+            return parse_int(text, where)
+        f = self.fields[position]
+        names = {n.lower(): raw for raw, n in f.values.items() if not _INT.match(n)}
+        if text.strip().lower() not in names:
+            valid = ", ".join(n for n in f.values.values() if not _INT.match(n)) or "a number"
+            raise InputError(f"{where}: invalid value {text!r} for {f.qualname} (valid: {valid})")
+        return names[text.strip().lower()]
+
+    def _minor_names(self) -> set[str]:
+        return {n.lower() for n in self.fields[1].values.values() if not _INT.match(n)}
+
+    def _minor_name(self, text: str, where: str) -> tuple[int, int]:
+        """A minor field's name that carries its major (the architecture's ``<X>_<a>p<b>``,
+        as ``CSV2_1p1``): (a, b).  Any other minor name needs its major: ``MAJOR.NAME``."""
+        minor = self._half(1, text, where)
+        found = re.search(r"(\d+)p(\d+)$", text.strip())
+        if found is None or int(found.group(2)) != minor:
+            raise InputError(f"{where}: {text!r} names the minor half only: write MAJOR.{text.strip()} "
+                             f"(e.g. 1.{text.strip()})")
+        return int(found.group(1)), minor
 
     def _architectural_names(self) -> dict[str, int]:
         """The table's own names of the (first) field's values, lower-cased (``IMP``, ``NI``,

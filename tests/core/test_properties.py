@@ -58,7 +58,7 @@ def test_identification_and_raw_aliases():
         ("feat_AES", "sha3", "property feat_AES: invalid value 'sha3' (valid: off, aes, pmull)"),
         ("feat_AES", "16", "property feat_AES: value '16' does not fit ID_AA64ISAR0_EL1.AES (4 bits)"),
         ("hw_prop_BRPs", "many", "property hw_prop_BRPs: invalid value 'many' (valid: a number)"),
-        ("feat_CSV2", "x.1", "property feat_CSV2: 'x' is not a number"),
+        ("feat_CSV2", "x.1", "property feat_CSV2: invalid value 'x' for ID_AA64PFR0_EL1.CSV2 (valid: NI, IMP, CSV2_2, CSV2_3)"),
     ],
 )
 def test_invalid_values_name_the_culprit(name, value, message):

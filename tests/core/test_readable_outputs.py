@@ -48,7 +48,7 @@ def test_every_value_name_fields_shows_is_accepted_by_its_property():
 
     out = run("fields")
     assert out.returncode == 0, out.stderr
-    checked = 0
+    checked = minor_checked = 0
     for line in out.stdout.splitlines()[2:]:
         cols = line.split()
         register, field, prop_name, values = cols[0], cols[1], cols[-2], cols[-1]
@@ -56,14 +56,19 @@ def test_every_value_name_fields_shows_is_accepted_by_its_property():
             continue
         prop = properties().get(prop_name)
         position = [(f.register, f.name) for f in prop.fields].index((register, field))
-        if prop.kind == FRACTION and position == 1:
-            continue  # a fraction's minor field (CSV2_frac): the property takes "major.minor"
         for item in values.split(","):
             raw, _, name = item.partition("=")
+            if prop.kind == FRACTION and position == 1:  # a minor field's name: in MAJOR.NAME
+                assert prop.parse(f"1.{name}") == (1, int(raw)), (prop_name, name)
+                minor_checked += 1
+                continue
             expected = (int(raw), 0) if prop.kind == FRACTION else (int(raw),)
             assert prop.parse(name) == expected, (prop_name, name)
             checked += 1
-    assert checked > 900
+    assert checked > 900 and minor_checked >= 8
+    # a minor name that carries its major (the architecture's <X>_<a>p<b>) stands alone
+    assert properties().get("feat_CSV2").parse("CSV2_1p2") == (1, 2)
+    assert properties().get("feat_MPAM").parse("1.MINOR_1") == (1, 1)
     assert properties().get("feat_FP").parse("FP16") == (1,) and properties().get("feat_AES").parse("NI") == (0,)
     assert properties().get("feat_RAS").parse("V1P1") == (2, 0)
     assert properties().get("hw_prop_VMIDBits").parse("8") == (8,)  # a number stays a raw number
