@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from arm_cpu_filter.errors import InputError
+from arm_cpu_filter.snapshot.files import atomic_write
 
 
 def versions(directory: Path, family: str) -> list[int]:
@@ -22,28 +22,19 @@ def versions(directory: Path, family: str) -> list[int]:
 def write_next_version(directory: Path, family: str, text_for: Callable[[str], str]) -> Path:
     """Write ``text_for(name)`` as ``directory/name.toml``, ``name`` the next free ``family-vN``.
 
-    The text goes to a temporary file (fsynced) that is then hard-linked to its name: the link
-    fails if the name exists, so a concurrent writer or an existing version is never replaced,
-    and a reader never sees a partial file."""
+    The text is written atomically without replacing (``atomic_write(replace=False)``: a
+    hard link, which fails if the name exists), so a concurrent writer or an existing version
+    is never replaced, and a reader never sees a partial file."""
     directory.mkdir(parents=True, exist_ok=True)
     for _ in range(100):
         name = f"{family}-v{(versions(directory, family) or [0])[-1] + 1}"
         path = directory / f"{name}.toml"
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text_for(name))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                continue  # another writer took this version: take the next
-            _fsync_dir(directory)
-            return path
-        finally:
-            os.unlink(tmp)
+            atomic_write(path, text_for(name), replace=False)
+        except FileExistsError:
+            continue  # another writer took this version: take the next
+        _fsync_dir(directory)
+        return path
     raise InputError(f"{directory}: could not find a free version of {family}")
 
 

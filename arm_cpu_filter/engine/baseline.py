@@ -93,7 +93,7 @@ def _meet(f: Field, limits: list[int]) -> int:
     raise AssertionError(f.policy)
 
 
-def _field_value(f: Field, views: list[HostView], names: list[str], reg: str) -> tuple[int | None, dict[str, int]]:
+def field_value(f: Field, views: list[HostView], names: list[str], reg: str) -> tuple[int | None, dict[str, int]]:
     """The baseline value of one field, or None with the hosts' values when impossible."""
     values = [f.extract(v.registers[reg].limit) for v in views]
     limits = dict(zip(names, values))
@@ -114,7 +114,7 @@ def _field_value(f: Field, views: list[HostView], names: list[str], reg: str) ->
 
 
 @dataclass
-class _Pool:
+class Pool:
     """The distinct snapshots of a pool, their views for the common vCPU features, and who is who."""
 
     hosts: list[HostSnapshot]
@@ -128,7 +128,7 @@ class _Pool:
         return [m[0] for m in self.members]
 
 
-def _pool(hosts: list[HostSnapshot]) -> _Pool:
+def pool_of(hosts: list[HostSnapshot]) -> Pool:
     """Group identical snapshots: first by shared register maps (a content-addressed store hands
     out one body per fingerprint), then by content; then sort the groups by their first host name
     (a fingerprint costs more than the rest of a small pool's baseline), so nothing downstream sees
@@ -153,7 +153,7 @@ def _pool(hosts: list[HostSnapshot]) -> _Pool:
     order = sorted(range(len(snaps)), key=lambda i: (firsts[i], snaps[i].fingerprint if tied else ""))
     snaps, members = [snaps[i] for i in order], [members[i] for i in order]
     features = frozenset.intersection(*(s.vcpu_features for s in snaps))
-    return _Pool(hosts, snaps, members, features, [host_view(s, features) for s in snaps])
+    return Pool(hosts, snaps, members, features, [host_view(s, features) for s in snaps])
 
 
 def _encoding_order(name: str) -> tuple[int, ...]:
@@ -167,7 +167,7 @@ def _most_common(values: list[int]) -> int:
     return min(counts, key=lambda v: (-counts[v], v))
 
 
-def _impl_id(name: str, limits: list[int], pool: _Pool, result: BaselineResult) -> int:
+def _impl_id(name: str, limits: list[int], pool: Pool, result: BaselineResult) -> int:
     """A differing implementation ID register on hosts that can all set it (see the module doc)."""
     if name != "REVIDR_EL1":
         return _most_common(limits)
@@ -181,7 +181,7 @@ def _impl_id(name: str, limits: list[int], pool: _Pool, result: BaselineResult) 
     return 0
 
 
-def _fixed_register(name: str, pool: _Pool, pending: list[str], result: BaselineResult) -> int | None:
+def _fixed_register(name: str, pool: Pool, pending: list[str], result: BaselineResult) -> int | None:
     """A register not compared field by field: equal everywhere, or a writable implementation ID
     (``_impl_id``); None when it waits in ``pending`` (AArch32, CLIDR) or conflicts."""
     reg = load_table().get(name)
@@ -209,12 +209,12 @@ def _fixed_register(name: str, pool: _Pool, pending: list[str], result: Baseline
     return None
 
 
-def _met_register(name: str, pool: _Pool, result: BaselineResult) -> int:
+def _met_register(name: str, pool: Pool, result: BaselineResult) -> int:
     """A register every host checks by policy: each field's meet (conflicts recorded)."""
     reg = load_table().register(name)
     value = 0
     for f in reg.fields:
-        fv, per_host = _field_value(f, pool.views, pool.names, name)
+        fv, per_host = field_value(f, pool.views, pool.names, name)
         if fv is None:
             result.conflicts.append(
                 {"register": name, "field": f.name, "hosts": per_host, "reason": "no value every host accepts"}
@@ -226,7 +226,7 @@ def _met_register(name: str, pool: _Pool, result: BaselineResult) -> int:
     return value | min(v.registers[name].limit for v in pool.views) & ~sum(f.mask for f in reg.fields)
 
 
-def _registers(pool: _Pool, result: BaselineResult) -> tuple[dict[str, int], list[str]]:
+def _registers(pool: Pool, result: BaselineResult) -> tuple[dict[str, int], list[str]]:
     """Per register common to all hosts, its baseline value; and the registers left pending
     (AArch32 ID registers and CLIDR_EL1 that differ: decided once EL0/EL1 and CTR_EL0 are)."""
     names = set.intersection(*(set(s.registers) for s in pool.snaps))
@@ -245,7 +245,7 @@ def _registers(pool: _Pool, result: BaselineResult) -> tuple[dict[str, int], lis
     return regs, pending
 
 
-def _decide_aarch32(regs: dict[str, int], pending: list[str], pool: _Pool, result: BaselineResult) -> None:
+def _decide_aarch32(regs: dict[str, int], pending: list[str], pool: Pool, result: BaselineResult) -> None:
     """Without AArch32 at EL0 and EL1 the AArch32 ID registers are left out; with it, differing
     ones are a conflict."""
     table = load_table()
@@ -261,7 +261,7 @@ def _decide_aarch32(regs: dict[str, int], pending: list[str], pool: _Pool, resul
             )
 
 
-def _decide_clidr(regs: dict[str, int], pending: list[str], pool: _Pool, result: BaselineResult) -> None:
+def _decide_clidr(regs: dict[str, int], pending: list[str], pool: Pool, result: BaselineResult) -> None:
     """A differing CLIDR_EL1: KVM's own value for the baseline's CTR_EL0 (``kvm_clidr``, with a tag
     cache when every host's has one), or the one value a kernel without writable ID registers
     fixes; a conflict when a host refuses it (KVM checks it against the host's CTR_EL0)."""
@@ -281,7 +281,7 @@ def _decide_clidr(regs: dict[str, int], pending: list[str], pool: _Pool, result:
     regs["CLIDR_EL1"] = candidate
 
 
-def _verify(definition: CpuDefinition, pool: _Pool, result: BaselineResult) -> None:
+def _verify(definition: CpuDefinition, pool: Pool, result: BaselineResult) -> None:
     """A rule the field-wise meet missed: report, never hand the definition out."""
     for snap in pool.snaps:
         verdict = check(definition, snap)
@@ -290,7 +290,7 @@ def _verify(definition: CpuDefinition, pool: _Pool, result: BaselineResult) -> N
                                      "reason": b.reason})
 
 
-def _gives_up(regs: dict[str, int], pool: _Pool, result: BaselineResult) -> None:
+def account_gives_up(regs: dict[str, int], pool: Pool, result: BaselineResult) -> None:
     """Per host: the properties the baseline lowers (only registers that differ are looked at)."""
     props = properties()
     for view, members in zip(pool.views, pool.members):
@@ -313,7 +313,7 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
     hosts = list(hosts)
     if not hosts:
         raise InputError("baseline: no hosts given")
-    pool = _pool(hosts)
+    pool = pool_of(hosts)
     result = BaselineResult(None)
     regs, pending = _registers(pool, result)
     _decide_aarch32(regs, pending, pool, result)
@@ -328,5 +328,5 @@ def baseline(hosts: Iterable[HostSnapshot]) -> BaselineResult:
     if result.conflicts:
         return result
     result.definition = definition
-    _gives_up(regs, pool, result)
+    account_gives_up(regs, pool, result)
     return result

@@ -228,9 +228,7 @@ _chunks: BoundedCache[_Chunk] = BoundedCache(REGISTER_CHUNKS)
 
 def _register_chunk(rv: RegisterView, context: _Context) -> _Chunk:
     """``_chunk``, kept per (register view content, context): hosts of a fleet share most registers."""
-    key = (rv.name, rv.kind, rv.limit, rv.writable, context)
-    c = _chunks.get(key)
-    return _chunks.put(key, _chunk(rv, context)) if c is None else c
+    return _chunks.get_or_make((rv.name, rv.kind, rv.limit, rv.writable, context), lambda: _chunk(rv, context))
 
 
 class Layout:

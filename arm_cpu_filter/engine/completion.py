@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from arm_cpu_filter.engine.baseline import BaselineResult, _field_value, _gives_up, _pool
+from arm_cpu_filter.engine.baseline import BaselineResult, account_gives_up, field_value, pool_of
 from arm_cpu_filter.engine.check import Blocker, CheckResult, accepts, check, supported_raws
 from arm_cpu_filter.engine.fix import nearest_accepted
 from arm_cpu_filter.engine.hostview import AARCH32_RAZ, CLIDR, GENERIC, IMPL_ID, HostView, host_view
+from arm_cpu_filter.engine.supported import cap_fits
 from arm_cpu_filter.errors import ArmCpuFilterError, InputError
 from arm_cpu_filter.models.realization import composite_masks, parse_spec, realize_model
 from arm_cpu_filter.models.registry import capped_composites, composite_spec
@@ -121,19 +122,6 @@ def _capped_of(qualname: str) -> str | None:
     return next((c for c, capped in capped_composites().items() if qualname in capped.fields), None)
 
 
-def _cap_fits(composite: str, definition: CpuDefinition, views: list[HostView]) -> bool:
-    """Whether every host accepts every field of capped ``composite`` at its cap (``off``)."""
-    capped = capped_composites()[composite]
-    for qualname in capped.fields:
-        g = load_table().field(qualname)
-        value = min(g.extract(definition.registers.get(g.register, 0)), capped.cap)
-        for v in views:
-            rv = v.registers.get(g.register)
-            if rv is None or value not in supported_raws(g, rv, v):
-                return False
-    return True
-
-
 def _sets_aarch32_register(key: str) -> bool:
     """Whether override ``key`` (a property) sets a field of an AArch32 ID register."""
     try:
@@ -164,7 +152,7 @@ class _Pool:
     """The distinct snapshots of the hosts (``baseline``'s grouping) and their views for the VM."""
 
     def __init__(self, hosts: list[HostSnapshot]) -> None:
-        grouped = _pool(hosts)
+        grouped = pool_of(hosts)
         self.snaps = grouped.snaps
         self.members = grouped.members
         self.names = [h.host for h in hosts]
@@ -241,7 +229,7 @@ def _candidate(b: Blocker, definition: CpuDefinition, pool: _Pool, views: list[H
         return complete_ids and _complete_whole(b, definition, pool, views, out)
     f = rv.register.field(b.field)
     capped = _capped_of(f.qualname)
-    if capped is not None and _cap_fits(capped, definition, views):
+    if capped is not None and all(cap_fits(capped, definition.registers, v) for v in views):
         out.lowered[capped] = "off"  # e.g. an exception level above the host's AArch64-only
         return True
     comp = _composite_of(b.register, b.field)
@@ -268,7 +256,7 @@ def _candidate(b: Blocker, definition: CpuDefinition, pool: _Pool, views: list[H
     if all(r.kind == IMPL_ID for r in rvs):
         value, limits = _impl_id_value(f, b.register, views, names)
     else:
-        value, limits = _field_value(f, views, names, b.register)
+        value, limits = field_value(f, views, names, b.register)
     if value is None:
         _conflict(out, pool, b.register, f.name, prop_name, {n: str(x) for n, x in limits.items()},
                   "not writable on every host, and no value every host accepts")
@@ -364,5 +352,5 @@ def gives_up(definition: CpuDefinition, hosts: list[HostSnapshot]) -> dict[str, 
     """Per host: the properties ``definition`` shows lower (or otherwise) than the host offers,
     as ``"prop: host value -> definition value"`` (``baseline``'s account, for a site model)."""
     result = BaselineResult(None)
-    _gives_up(dict(definition.registers), _pool(hosts), result)
+    account_gives_up(dict(definition.registers), pool_of(hosts), result)
     return result.gives_up

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import product
 from typing import Any
 
@@ -58,14 +59,22 @@ def _composites(view: HostView) -> dict[str, dict[str, Any]]:
     values = composite_values(limits, view.features)
     out: dict[str, dict[str, Any]] = {}
     for comp, value in values.items():
-        off = True
-        capped = capped_composites().get(comp)
-        for f in [load_table().field(q) for q in capped.fields] if capped else ():
-            rv = view.registers.get(f.register)
-            off = off and rv is not None and min(f.extract(rv.limit), capped.cap) in supported_raws(f, rv, view)
+        off = comp not in capped_composites() or cap_fits(comp, limits, view)
         accepted = (["off"] if off else []) + (["on"] if value == "on" else [])
         out[comp] = {"type": COMPOSITE, "value": value, "writable": len(accepted) > 1, "supported": accepted}
     return out
+
+
+def cap_fits(composite: str, registers: Mapping[str, int], view: HostView) -> bool:
+    """Whether the host of ``view`` accepts capped ``composite`` off for a CPU with ``registers``:
+    every field it caps, lowered to the cap where above it, is a value KVM accepts there."""
+    capped = capped_composites()[composite]
+    for qualname in capped.fields:
+        f = load_table().field(qualname)
+        rv = view.registers.get(f.register)
+        if rv is None or min(f.extract(registers.get(f.register, 0)), capped.cap) not in supported_raws(f, rv, view):
+            return False
+    return True
 
 
 def _writable(f: Field, rv: RegisterView) -> bool:

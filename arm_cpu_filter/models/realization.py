@@ -21,6 +21,7 @@ from pathlib import Path
 
 from arm_cpu_filter.errors import InputError
 from arm_cpu_filter.models.registry import (
+    Capped,
     Model,
     Setting,
     capped_composites,
@@ -159,12 +160,16 @@ def _gated(s: Setting, masks: dict[str, int]) -> bool:
     return any(masks.get(f.register, 0) & f.mask for f in s.prop.fields)
 
 
+def _above_cap(capped: Capped, registers: Mapping[str, int], table: RegisterTable) -> bool:
+    """Whether a CPU with ``registers`` has capped composite ``capped`` on: a field above its cap."""
+    return any(table.field(q).extract(registers.get(table.field(q).register, 0)) > capped.cap for q in capped.fields)
+
+
 def _apply_capped(name: str, regs: dict[str, int], comps: Mapping[str, str], user: list[Setting],
                   table: RegisterTable) -> None:
     """Capped composites (``aarch32``): ``off`` lowers each listed field above the cap to it."""
     for comp, capped in capped_composites().items():
-        fields = [table.field(q) for q in capped.fields]
-        present = any(f.extract(regs.get(f.register, 0)) > capped.cap for f in fields)
+        present = _above_cap(capped, regs, table)
         value = comps.get(comp, "on" if present else "off")
         if value == "on":
             if not present:
@@ -175,7 +180,7 @@ def _apply_capped(name: str, regs: dict[str, int], comps: Mapping[str, str], use
             for f, raw in zip(s.prop.fields, s.raws):
                 if f.qualname in capped.fields and raw > capped.cap:
                     raise InputError(f"CPU model {name}: {s.name}={s.value} needs {comp}=on")
-        for f in fields:
+        for f in (table.field(q) for q in capped.fields):
             if f.extract(regs.get(f.register, 0)) > capped.cap:
                 regs[f.register] = f.insert(regs[f.register], capped.cap)
 
@@ -264,8 +269,7 @@ def composite_values(registers: Mapping[str, int], features: frozenset[str] | se
     out = {}
     for comp, feats in composite_spec()[1].items():
         if comp in capped:
-            c = capped[comp]
-            on = any(table.field(q).extract(registers.get(table.field(q).register, 0)) > c.cap for q in c.fields)
+            on = _above_cap(capped[comp], registers, table)
         else:
             on = set(feats) <= set(features)
         out[comp] = "on" if on else "off"

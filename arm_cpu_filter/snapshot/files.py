@@ -49,8 +49,10 @@ def load_definition(path: str | os.PathLike[str]) -> CpuDefinition:
     return loads_definition(read_text(path, "definition"), f"definition {path}")
 
 
-def atomic_write(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename over ``path``."""
+def atomic_write(path: str | os.PathLike[str], text: str, mode: int = 0o644, *, replace: bool = True) -> None:
+    """Write via a temporary file in the same directory, fsync, then rename over ``path``.
+    ``replace=False``: hard-link instead, so an existing ``path`` is never replaced (it raises
+    FileExistsError and nothing is written)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
@@ -60,13 +62,17 @@ def atomic_write(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> 
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, p)
+        if replace:
+            os.replace(tmp, p)
+            return
+        os.link(tmp, p)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    os.unlink(tmp)  # linked: the name holds the file now
 
 
 def save(obj: HostSnapshot | CpuDefinition, path: str | os.PathLike[str]) -> None:

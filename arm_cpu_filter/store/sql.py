@@ -124,7 +124,6 @@ class SqlStore(HostStore):
         retries of a locked SQLite database (tests inject their own)."""
         super().__init__()
         self._sleep = sleep
-        self._sa = sa
         #: every spelling of the password: none may appear in any message
         self._secrets = _secrets(url)
         try:
@@ -274,7 +273,7 @@ class SqlStore(HostStore):
             # a concurrent writer may have inserted the same key: fine if it is there now
             key = next(iter(table.primary_key.columns))
             found = self._run(False, lambda c: c.execute(
-                self._sa.select(key).where(key == values[key.name])).first())
+                sa.select(key).where(key == values[key.name])).first())
             if found is None:
                 raise
             return False
@@ -282,7 +281,7 @@ class SqlStore(HostStore):
     # -- primitives ----------------------------------------------------------------------
     def _get_blob(self, kind: str, fingerprint: str) -> str | None:
         t = self._blob[kind]
-        row = self._run(False, lambda c: c.execute(self._sa.select(t.c.body).where(t.c.fingerprint == fingerprint)).first())
+        row = self._run(False, lambda c: c.execute(sa.select(t.c.body).where(t.c.fingerprint == fingerprint)).first())
         return None if row is None else row[0]
 
     def _put_blob(self, kind: str, fingerprint: str, text: str) -> None:
@@ -310,12 +309,12 @@ class SqlStore(HostStore):
 
     def _get_host(self, name: str) -> HostRecord | None:
         t = self._hosts
-        row = self._run(False, lambda c: c.execute(self._sa.select(t).where(t.c.host == name)).first())
+        row = self._run(False, lambda c: c.execute(sa.select(t).where(t.c.host == name)).first())
         return None if row is None else self._record(row)
 
     def _get_hosts(self) -> dict[str, HostRecord]:
         t = self._hosts
-        rows = self._run(False, lambda c: c.execute(self._sa.select(t)).all())
+        rows = self._run(False, lambda c: c.execute(sa.select(t)).all())
         return {row.host: self._record(row) for row in rows}
 
     def _delete_host(self, name: str) -> bool:
@@ -324,7 +323,7 @@ class SqlStore(HostStore):
 
     def _get_instance(self, uuid: str) -> InstanceRecord | None:
         t = self._instances
-        row = self._run(False, lambda c: c.execute(self._sa.select(t).where(t.c.uuid == uuid)).first())
+        row = self._run(False, lambda c: c.execute(sa.select(t).where(t.c.uuid == uuid)).first())
         if row is None:
             return None
         check_fingerprint(row.fingerprint, f"store {self.url}: instance {uuid}")
@@ -332,7 +331,7 @@ class SqlStore(HostStore):
 
     def _get_instance_ids(self) -> list[str]:
         t = self._instances
-        return [row.uuid for row in self._run(False, lambda c: c.execute(self._sa.select(t.c.uuid)).all())]
+        return [row.uuid for row in self._run(False, lambda c: c.execute(sa.select(t.c.uuid)).all())]
 
     def _add_instance(self, record: InstanceRecord) -> bool:
         return self._insert_ignoring_duplicate(self._instances, record.to_dict())
