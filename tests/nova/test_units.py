@@ -243,3 +243,24 @@ def test_host_states_kept_across_requests_follow_the_store(store):
     after = dict(zip(HOSTS, ArmCpuWeigher().weigh_objects(kept, spec({"arm_cpu:model": "graviton2-v1"}))))
     assert after == weights_of(spec({"arm_cpu:model": "graviton2-v1"}))  # as for states never seen
     assert after == {**ZERO, "g3": 1.0}
+
+
+def test_the_bench_measures_the_pipeline_an_operator_runs(tmp_path):
+    """The bench's host states pass Nova's own ComputeFilter (their services are up), so the
+    pipeline figure times Nova's filters and all of its weighers with ours appended."""
+    from arm_cpu_filter.testing.nova import sandbox
+    from arm_cpu_filter.testing.nova.bench import bench_nova, fill_store, host_states
+
+    hm = sandbox.get().host_manager
+    compute_filter = next(f for f in hm.enabled_filters if type(f).__name__ == "ComputeFilter")
+    states = host_states(["h1", "h2", "h3"])
+    assert list(compute_filter.filter_all(states, sandbox.get().request_spec({}))) == states
+
+    url = f"file://{tmp_path}/store"
+    figures = bench_nova(url, fill_store(url, hosts=60), repeat=2)
+    labels = ["passthrough boot", "named-model boot", "passthrough live migration", "named-model boot, trait required"]
+    assert [figures[f"nova_candidates[{label}]"] for label in labels] == [60, 60, 60, 6]
+    assert [figures[f"nova_kept[{label}]"] for label in labels] == [60, 6, 6, 6]
+    assert all(figures[f"nova_pipeline_ms[{label}]"] > 0 for label in labels)
+    three = [figures[f"nova_pipeline_overhead_ms[{label}]"] for label in labels[:3]]
+    assert figures["nova_pipeline_overhead_per_request_ms"] == pytest.approx(sum(three) / 3, abs=0.01)
