@@ -1,7 +1,8 @@
 """Which installable package (and which of the project's extras) provides each optional module.
 
 ``pip install arm-cpu-filter`` alone gives the engine, the CLI, libvirt domain capabilities
-(lxml), the configuration (oslo.config) and the ``file://`` and SQLite stores (SQLAlchemy).
+(lxml), the configuration (oslo.config), the ``file://`` and SQLite stores and the schema
+tooling (SQLAlchemy, oslo.db, alembic).
 The rest is in extras (``setup.cfg``): ``libvirt`` (libvirt-python, which builds only where
 libvirt's headers are installed), ``sql`` (drivers for database servers), ``nova``, ``fuzz``
 and ``test``.  A feature whose module is missing raises :class:`MissingExtra` naming the extra,
@@ -23,10 +24,10 @@ PROVIDERS: dict[str, tuple[str, str | None]] = {
     "libvirt": ("libvirt-python", "libvirt"),
     "pymysql": ("PyMySQL", "sql"),
     "psycopg2": ("psycopg2-binary", "sql"),
-    "oslo_db": ("oslo.db", "sql"),
-    "alembic": ("alembic", "sql"),
+    "oslo_db": ("oslo.db", None),
+    "alembic": ("alembic", None),
+    "oslo_utils": ("oslo.utils", None),  # oslo.db's dependency
     "nova": ("nova", "nova"),
-    "oslo_utils": ("oslo.utils", "nova"),
     "hypothesis": ("hypothesis", "fuzz"),
     "placement": ("openstack-placement", "test"),
 }

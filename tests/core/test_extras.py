@@ -52,8 +52,11 @@ def test_require_names_the_extra_of_a_missing_package(hide):
     with pytest.raises(MissingExtra, match=r"^the filter needs nova: pip install 'arm-cpu-filter\[nova\]'$"):
         require("nova", "the filter")
     # a missing submodule is told by its top-level package
-    assert str(missing_extra(ModuleNotFoundError(name="oslo_db.sqlalchemy"), "a MySQL store")) == (
-        "a MySQL store needs oslo.db: pip install 'arm-cpu-filter[sql]'")
+    assert str(missing_extra(ModuleNotFoundError(name="pymysql.cursors"), "a MySQL store")) == (
+        "a MySQL store needs PyMySQL: pip install 'arm-cpu-filter[sql]'")
+    # a core dependency missing (a broken install) is told as the plain install
+    assert str(missing_extra(ModuleNotFoundError(name="oslo_db.sqlalchemy"), "the SQL store")) == (
+        "the SQL store needs oslo.db: pip install arm-cpu-filter")
     assert require("json", "anything").dumps([1]) == "[1]"
 
 
