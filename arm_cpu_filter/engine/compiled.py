@@ -35,6 +35,7 @@ from arm_cpu_filter.engine.hostview import (
     RegisterView,
     hidden_masks,
     host_view,
+    reads_as_zero,
     register_view,
 )
 from arm_cpu_filter.engine.rule import check_register, field_accepts
@@ -384,7 +385,9 @@ def first_check(definition: CpuDefinition, snap: HostSnapshot, features: frozens
         if value is None:
             if name in PER_VCPU_REGISTERS:
                 continue
-            return False
+            if not reads_as_zero(name, features):
+                return False
+            value = 0
         if v == value & ~hidden.get(name, 0) and name not in always:
             continue
         context = context or _Context.of(snap)

@@ -114,17 +114,31 @@ def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     return _views(snap, features)
 
 
+def reads_as_zero(name: str, features: frozenset[str]) -> bool:
+    """Does a vCPU with only ``features`` read every bit of register ``name`` as zero (ZFR0
+    without SVE)?  Then the host's value does not matter, and a snapshot without it will do."""
+    return hidden_masks(features).get(name, 0) == _ALL_BITS
+
+
+_ALL_BITS = (1 << 64) - 1
+
+
 def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     views = {name: register_view(snap, features, name) for name in snap.registers}
+    for name in hidden_masks(features):
+        if name not in views and reads_as_zero(name, features):
+            views[name] = register_view(snap, features, name)
     return HostView(snap, features, views, snap.aarch32_el0)
 
 
 def register_view(snap: HostSnapshot, features: frozenset[str], name: str) -> RegisterView:
-    """One register of the view of ``snap`` for ``features`` (``name`` must be in the snapshot):
-    a host's first check builds only the registers a definition changes."""
+    """One register of the view of ``snap`` for ``features`` (``name`` must be in the snapshot,
+    or read as zero for ``features``): a host's first check builds only the registers a
+    definition changes."""
     reg = load_table().get(name)
     kind = _kind(reg, snap)
-    limit = snap.registers[name] & ~hidden_masks(features).get(name, 0)
+    value = snap.registers[name] if name in snap.registers or not reads_as_zero(name, features) else 0
+    limit = value & ~hidden_masks(features).get(name, 0)
     writable = (snap.writable_masks or {}).get(name, 0)
     checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
     return RegisterView(name, reg, kind, limit, writable, checked, mask)

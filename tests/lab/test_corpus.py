@@ -79,3 +79,33 @@ def test_kvm_clidr_is_what_every_lab_kernel_reports() -> None:
                 assert kvm_clidr(regs["CTR_EL0"]) == regs["CLIDR_EL1"], f"{kernel} {variant} {host}"
                 seen += 1
     assert seen >= 2 * 9 * 2
+
+
+def test_a_register_the_vcpu_reads_as_zero_needs_no_host_value() -> None:
+    """KVM shows ID_AA64ZFR0_EL1 as zero to a vCPU without SVE, whatever the host has (the lab's
+    snapshots taken with no vCPU feature), so a host snapshot without ZFR0 (a sample converted
+    from a non-SVE guest's view) decides a non-SVE VM exactly as the whole snapshot does: every
+    recorded probe of a non-SVE definition, ZFR0 taken out of its host's snapshot, agrees with KVM."""
+    sve_cores = set()
+    for kernel in sorted(build.KERNELS):
+        fixtures = corpus.load_fixtures(kernel)
+        for host, snap in fixtures["full"].items():
+            if int(snap["registers"]["ID_AA64ZFR0_EL1"], 16):
+                sve_cores.add(host)
+                assert int(fixtures["nofeatures"][host]["registers"]["ID_AA64ZFR0_EL1"], 16) == 0, (kernel, host)
+    assert sve_cores == {"max", "neoverse-v1", "neoverse-n2", "cortex-a710"}
+    accepted_on_sve_cores = 0
+    for kernel in sorted(build.KERNELS):
+        items = []
+        for definition, host, probe in corpus.iter_probes(kernel):
+            if "sve" in definition["vcpu_features"]:
+                continue
+            without = {**host, "registers": {r: v for r, v in host["registers"].items() if r != "ID_AA64ZFR0_EL1"}}
+            if host.get("writable_masks") is not None:
+                without["writable_masks"] = {r: m for r, m in host["writable_masks"].items() if r != "ID_AA64ZFR0_EL1"}
+            items.append((definition, without, probe, f"{kernel} {host['host']} {probe['id']} without ZFR0"))
+            accepted_on_sve_cores += probe["realizable"] and host["host"] in sve_cores
+        t = verdicts.tally(items)
+        assert not t.mismatches, "\n".join(t.mismatches[:20])
+        assert t.probes > 4000 and t.realizable > 700
+    assert accepted_on_sve_cores > 0
