@@ -16,7 +16,7 @@ def test_every_committed_input_is_in_the_manifest_and_matches_its_digest():
     wrong = {name: entry["sha256"] for name, entry in listed.items() if inputs.sha256(inputs.path(name)) != entry["sha256"]}
     assert wrong == {}
     assert all(entry["origin"] for entry in listed.values())
-    assert len(listed) == 50  # 5 kernel files, 33 host dumps, the lab notes, 11 model references
+    assert len(listed) == 51  # 5 kernel files, 33 host dumps, 1 hwcap-derived input, the lab notes, 11 model references
 
 
 def test_a_missing_input_names_the_file():

@@ -86,11 +86,11 @@ def graviton3() -> HostSnapshot:
 
 @cache
 def graviton4() -> HostSnapshot:
-    """ZFR0 of Graviton4 with the SVE vCPU feature was never captured; SVE2 only (what the
-    architecture mandates for Armv9.0) is assumed -- the one inferred value of this host."""
+    """ZFR0 of Graviton4 with the SVE vCPU feature was never read by a public dump: it comes from
+    the cpuinfo flags of a Graviton4 guest with SVE (the hwcap-derived input; see its notes)."""
     regs = _merged("graviton4.firecracker-fingerprint-6.18host.json", "graviton4.system-litmus-ec2-m8g-metal.json",
                    ["pmu", "sve", "pauth"])
-    regs["ID_AA64ZFR0_EL1"] = 0x1
+    regs["ID_AA64ZFR0_EL1"] = _regs("graviton4.firecracker-sve-guest-hwcaps.json")["ID_AA64ZFR0_EL1"]
     return _snapshot("graviton4-6.18", regs, ALL_FEATURES)
 
 

@@ -21,14 +21,18 @@ DIAGONAL = {
     "a64fx-v1": "a64fx", "altra-v1": "altra", "cortex-a72-v1": "cortex-a72", "cortex-a76-v1": "cortex-a76",
     "graviton2-v1": "graviton2", "graviton3-v1": "graviton3-7.3", "neoverse-n1-v1": "neoverse-n1",
     "neoverse-n2-v1": "neoverse-n2-7.3", "neoverse-v1-v1": "graviton3-7.3",
+    # Neoverse V2: Graviton4 on 7.3 (its ZFR0 from the flags of a Graviton4 guest with SVE); no
+    # Grace dump exists, so grace-v1 (the V2 core without crypto, MIDR r0p0) is shown on the core
+    "graviton4-v1": "graviton4-7.3", "neoverse-v2-v1": "graviton4-7.3", "grace-v1": "graviton4-7.3",
 }
 
 #: what still blocks a model on its own core's samples, and why (data gaps, not model errors)
 STILL_BLOCKED = {
     ("graviton3-v1", "graviton3"): {("ID_AA64MMFR2_EL1", "NV")},  # 6.12: host NV = 2, not writable
-    ("graviton4-v1", "graviton4"): {("ID_AA64MMFR2_EL1", "NV"), ("ID_AA64ZFR0_EL1", None)},
-    ("graviton4-v1", "graviton4-7.3"): {("ID_AA64ZFR0_EL1", None)},  # no Graviton4 dump reads ZFR0 with SVE
-    ("neoverse-v2-v1", "graviton4-7.3"): {("ID_AA64ZFR0_EL1", None)},  # r0p2 vs r0p1: MIDR writable on 7.3
+    ("graviton4-v1", "graviton4"): {("ID_AA64MMFR2_EL1", "NV")},
+    # 6.12 cannot write MIDR/REVIDR: r0p2 (the TRM's) or r0p0 (Grace's) vs Graviton4's r0p1
+    ("neoverse-v2-v1", "graviton4"): {("ID_AA64MMFR2_EL1", "NV"), ("MIDR_EL1", "Revision"), ("REVIDR_EL1", None)},
+    ("grace-v1", "graviton4"): {("ID_AA64MMFR2_EL1", "NV"), ("MIDR_EL1", "Revision"), ("REVIDR_EL1", None)},
     # the QEMU TRM table of Neoverse V1 has BF16 = 0 (see the sample); real V1 silicon (Graviton3) has it
     ("neoverse-v1-v1", "neoverse-v1"): {("ID_AA64ISAR1_EL1", "BF16"), ("ID_AA64MMFR2_EL1", "NV")},
 }
@@ -96,9 +100,9 @@ def test_matrix_shows_the_diagonal(capsys):
     out = _run(capsys, "matrix")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()[:1] and "-v1" in line.split()[0]}
     assert rows["graviton3-v1"][0] == "1/4" and rows["neoverse-n2-v1"][0] == "1/1"
-    assert rows["grace-v1"][0] == "0/3" and rows["graviton4-v1"][0] == "0/3"
+    assert rows["grace-v1"][0] == "1/3" and rows["graviton4-v1"][0] == "1/3"
     assert rows["kvm-base-v1"][0] == "-"  # a generic model names no core
-    assert "9 of 12 named CPUs usable on a host of their own core." in out
+    assert "12 of 12 named CPUs usable on a host of their own core." in out
 
 
 def test_matrix_checks_extra_specs_on_a_pool(capsys):

@@ -122,9 +122,9 @@ def test_graviton3_to_graviton4_needs_sm3_sm4_off_and_no_aarch32_el0():
     assert overrides["feat_SM3"] == "off" and overrides["feat_SM4"] == "off"
     assert overrides["aarch32"] == "off"
     # the rest: pointer auth QARMA5 level 3 vs 5 (not writable), TGRAN*_2 0 vs 2 (7.3: only the
-    # host's value or 1), SVE BF16/I8MM above Graviton4's SVE2-only ZFR0 (inferred, see hosts.py)
+    # host's value or 1); Graviton4's SVE has every sub-feature Graviton3's has (BF16, I8MM)
     assert set(overrides) == {"feat_SM3", "feat_SM4", "aarch32", "pauth", "hw_prop_TGRAN4_2", "hw_prop_TGRAN16_2",
-                              "hw_prop_TGRAN64_2", "feat_SVE_I8MM", "feat_SVE_BF16"}
+                              "hw_prop_TGRAN64_2"}
     for name in ("feat_SM3", "aarch32", "pauth", "hw_prop_TGRAN4_2"):  # minimal: none can be dropped
         fewer = ",".join(p for p in spec.split(",") if not p.startswith(name + "="))
         assert not check(realize(fewer), H.graviton4()).usable

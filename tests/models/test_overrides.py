@@ -120,9 +120,8 @@ def test_aarch32_off_moves_graviton3_v1_to_graviton4_without_aarch32_blockers():
     assert sorted((b.register, b.field) for b in after) == [
         ("ID_AA64ISAR0_EL1", "SM3"), ("ID_AA64ISAR0_EL1", "SM4"), ("ID_AA64ISAR1_EL1", "APA"),
         ("ID_AA64MMFR0_EL1", "TGRAN16_2"), ("ID_AA64MMFR0_EL1", "TGRAN4_2"), ("ID_AA64MMFR0_EL1", "TGRAN64_2"),
-        ("ID_AA64MMFR2_EL1", "NV"), ("ID_AA64ZFR0_EL1", None), ("MIDR_EL1", "PartNum"), ("MIDR_EL1", "Variant"),
-        ("REVIDR_EL1", None),
-    ]  # the rest: another core (MIDR), SM3/SM4, QARMA level, TGRAN*_2, NV on 6.12, G4's unknown ZFR0
+        ("ID_AA64MMFR2_EL1", "NV"), ("MIDR_EL1", "PartNum"), ("MIDR_EL1", "Variant"), ("REVIDR_EL1", None),
+    ]  # the rest: another core (MIDR), SM3/SM4, QARMA level, TGRAN*_2, NV on 6.12
 
 
 def test_supported_lists_the_composites():
