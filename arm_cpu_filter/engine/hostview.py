@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import SnapshotCache
 from arm_cpu_filter.snapshot import HostSnapshot
-from arm_cpu_filter.table import Field, Register, load_table, vcpu_features
+from arm_cpu_filter.table import U64, Field, Register, load_table, vcpu_features
 
 #: Register "kinds" the acceptance rule treats specially.
 GENERIC, IMPL_ID, CLIDR, AARCH32_RAZ, NOT_SETTABLE, NO_MASKS, UNKNOWN = (
@@ -117,10 +117,7 @@ def host_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
 def reads_as_zero(name: str, features: frozenset[str]) -> bool:
     """Does a vCPU with only ``features`` read every bit of register ``name`` as zero (ZFR0
     without SVE)?  Then the host's value does not matter, and a snapshot without it will do."""
-    return hidden_masks(features).get(name, 0) == _ALL_BITS
-
-
-_ALL_BITS = (1 << 64) - 1
+    return hidden_masks(features).get(name, 0) == U64
 
 
 def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
