@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from arm_cpu_filter.engine.cache import SnapshotCache
+from arm_cpu_filter.engine.setters import kernel_series, writable_without_masks
 from arm_cpu_filter.snapshot import HostSnapshot
 from arm_cpu_filter.table import U64, Field, Register, load_table, vcpu_features
 
@@ -101,9 +102,17 @@ def _kind(reg: Register | None, snap: HostSnapshot) -> str:
         return CLIDR
     if reg.aarch32 and not snap.aarch32_el0:
         return AARCH32_RAZ
-    if snap.writable_masks is None:
+    if snap.writable_masks is None and not _writable(snap, reg.name):
         return NO_MASKS
     return GENERIC
+
+
+def _writable(snap: HostSnapshot, name: str) -> int:
+    """KVM's writable mask of register ``name``: the snapshot's, or on a kernel without masks the
+    fields its setters take anyway (``setters.writable_without_masks``; 0 on an unmeasured one)."""
+    if snap.writable_masks is not None:
+        return snap.writable_masks.get(name, 0)
+    return writable_without_masks(kernel_series(snap)).get(name, 0)
 
 
 _NOTHING_CHECKED: tuple[tuple[Field, ...], int] = ((), 0)
@@ -136,7 +145,7 @@ def register_view(snap: HostSnapshot, features: frozenset[str], name: str) -> Re
     kind = _kind(reg, snap)
     value = snap.registers[name] if name in snap.registers or not reads_as_zero(name, features) else 0
     limit = value & ~hidden_masks(features).get(name, 0)
-    writable = (snap.writable_masks or {}).get(name, 0)
+    writable = _writable(snap, name)
     checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
     return RegisterView(name, reg, kind, limit, writable, checked, mask)
 

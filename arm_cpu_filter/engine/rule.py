@@ -157,6 +157,9 @@ def _bits_outside(v: int, rv: RegisterView, view: HostView, reason: str) -> list
     return out
 
 
+_NO_MASKS_REASON = "kernel without writable ID registers (< 6.7)"
+
+
 def _check_generic(v: int, rv: RegisterView, view: HostView) -> list[Blocker]:
     out = []
     for f in rv.checked:
@@ -168,7 +171,8 @@ def _check_generic(v: int, rv: RegisterView, view: HostView) -> list[Blocker]:
         if why:
             out.append(_blocker(f, v, rv, view, why))
     if (v ^ rv.limit) & ~rv.checked_mask:
-        out.extend(_bits_outside(v, rv, view, "not writable on this host: must equal the host's value"))
+        why = "not writable on this host: must equal the host's value"
+        out.extend(_bits_outside(v, rv, view, why if view.snapshot.writable_masks is not None else _NO_MASKS_REASON))
     return out
 
 
@@ -216,7 +220,7 @@ def check_register(name: str, v: int, view: HostView, ctr: int) -> list[Blocker]
     if kind == AARCH32_RAZ:
         return _bits_outside(v, rv, view, "host has no AArch32 EL0: KVM ignores writes, the guest reads 0")
     if kind == NO_MASKS:
-        return _bits_outside(v, rv, view, "kernel without writable ID registers (< 6.7)")
+        return _bits_outside(v, rv, view, _NO_MASKS_REASON)
     if kind == NOT_SETTABLE:
         return _bits_outside(v, rv, view, "KVM cannot set this register: the guest reads the hardware value")
     return [_whole(name, v, rv.limit, "register unknown to this table: must equal the host's value")]

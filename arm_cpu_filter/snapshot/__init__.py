@@ -155,7 +155,8 @@ class HostSnapshot:
     host: str
     kernel: str
     registers: Mapping[str, int]
-    #: None: the kernel has no KVM_ARM_GET_REG_WRITABLE_MASKS (< 6.7), nothing is writable.
+    #: None: the kernel has no KVM_ARM_GET_REG_WRITABLE_MASKS (< 6.7): every bit must equal, but for the
+    #: few fields its setters take anyway (the engine's kernel rules: 6.1's PFR0.CSV2/CSV3).
     writable_masks: Mapping[str, int] | None
     vcpu_features: frozenset[str] = frozenset()
     capabilities: Mapping[str, bool] = field(default_factory=dict)

@@ -181,6 +181,28 @@ def test_no_writable_masks_means_nothing_writable():
     assert not check(make_def(with_field("ID_AA64ISAR0_EL1", 4, 1)), h).usable
 
 
+def test_kernel_6_1_takes_csv2_and_csv3_lowered_and_nothing_else():
+    """6.1's set_id_aa64pfr0_el1() lets userspace set CSV2/CSV3 to 0, or to 1 where the host
+    reports 1 (unaffected; lab: all nine hosts); every other bit must equal.  A kernel series
+    without masks the lab has not measured (6.6) keeps every bit equal (fail closed)."""
+    regs = {k: v for k, (v, _) in MAX_612.items()}
+    assert (regs["ID_AA64PFR0_EL1"] >> 56) & 0xF == 1 and regs["ID_AA64PFR0_EL1"] >> 60 == 1
+    no_csv2, no_csv3 = with_field("ID_AA64PFR0_EL1", 56, 0), with_field("ID_AA64PFR0_EL1", 60, 0)
+    h61 = make_host(regs, None, kernel="6.1.192")
+    assert blocked(no_csv2, h61) == set() and blocked(no_csv3, h61) == set()
+    (b,) = check(make_def(with_field("ID_AA64PFR0_EL1", 56, 2)), h61).blockers
+    assert (b.field, b.requested, b.host, b.reason) == ("CSV2", "2.0", "1.0", "LOWER field: host offers 1")
+    assert b.supported == ("0.0", "1.0")
+    (b,) = check(make_def(with_field("ID_AA64PFR0_EL1", 48, 0)), h61).blockers  # DIT 1 -> 0
+    assert (b.register, b.field, b.reason) == ("ID_AA64PFR0_EL1", "DIT", "kernel without writable ID registers (< 6.7)")
+    assert blocked(with_field("ID_AA64PFR0_EL1", 48, 0)) == set()  # the same write on 6.12 is fine
+    affected = make_host(no_csv3, None, kernel="6.1.192")  # Meltdown-affected host: KVM reports CSV3 0
+    assert blocked(regs, affected) == {("ID_AA64PFR0_EL1", "CSV3")}
+    h66 = make_host(regs, None, kernel="6.6.0")
+    assert blocked(no_csv2, h66) == {("ID_AA64PFR0_EL1", "CSV2")}
+    assert blocked(no_csv3, h66) == {("ID_AA64PFR0_EL1", "CSV3")}
+
+
 def test_unknown_and_missing_registers():
     regs = {k: v for k, (v, _) in MAX_612.items()}
     h = make_host({**regs, "S3_0_C0_C7_7": 5}, {k: m for k, (_, m) in MAX_612.items()})

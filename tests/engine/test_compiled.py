@@ -24,7 +24,7 @@ MAX_HOSTS = [
     make_host({k: v for k, (v, _) in MAX_612.items()}, {k: m for k, (_, m) in MAX_612.items()},
               kernel=kernel, impl_writable=impl, host=f"max-{kernel}-{impl}")
     for kernel, impl in (("6.12.95", False), ("7.3.4", False), ("7.3.4", True))
-]
+] + [make_host({k: v for k, (v, _) in MAX_612.items()}, None, kernel="6.1.192", host="max-6.1")]  # CSV2/CSV3 only
 #: fields KVM compares by policy (signed, floors, setter rules among them): where the masks do work
 POLICY_FIELDS = [f for f in TABLE.fields() if f.policy]
 HOSTS = [*SAMPLES.values(), *MAX_HOSTS]
@@ -44,7 +44,7 @@ def assert_agree(definition: CpuDefinition, host: HostSnapshot) -> bool:
     return reference.usable
 
 
-@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+@pytest.mark.parametrize("kernel", sorted([*build.KERNELS, *build.RECORDED_KERNELS]))
 def test_compiled_agrees_with_reference_on_every_recorded_probe(kernel: str) -> None:
     usable = probes = 0
     for definition, host, _ in corpus.iter_probes(kernel):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from arm_cpu_filter.engine.baseline import kvm_clidr
-from tools.lab import build, corpus, verdicts
+from tools.lab import build, corpus, run, verdicts
 
 
-@pytest.mark.parametrize("kernel", sorted(build.KERNELS))
+@pytest.mark.parametrize("kernel", sorted([*build.KERNELS, *build.RECORDED_KERNELS]))
 def test_engine_agrees_with_recorded_kvm(kernel: str, capsys: pytest.CaptureFixture[str]) -> None:
     if not corpus.corpus_path(kernel).exists():
         pytest.fail(f"missing {corpus.corpus_path(kernel)}: run python3 -m tools.lab.corpus")
@@ -109,3 +109,15 @@ def test_a_register_the_vcpu_reads_as_zero_needs_no_host_value() -> None:
         assert not t.mismatches, "\n".join(t.mismatches[:20])
         assert t.probes > 4000 and t.realizable > 700
     assert accepted_on_sve_cores > 0
+
+
+def test_kernel_6_1_accepts_only_csv2_and_csv3_lowered() -> None:
+    """What 6.1 (no writable masks) took beyond a host's own values, on all nine hosts: CSV2 and CSV3
+    lowered from 1 to 0 (set_id_aa64pfr0_el1()), nothing else; raising them (affected hosts, or
+    above 1) and their AArch32 copies (ID_PFR0.CSV2, ID_PFR2.CSV3) were refused."""
+    accepted = {(host["host"], probe["id"]) for _, host, probe in corpus.iter_probes("6.1") if probe["realizable"]}
+    own = {(h, f"{kind}:{h}") for h in run.HOST_BY_LABEL for kind in ("x", "f")}
+    csv2_unaffected = {"max", "neoverse-n1", "cortex-a76", "neoverse-v1", "neoverse-n2", "cortex-a710"}
+    lowered = {(h, "m:ID_AA64PFR0_EL1.CSV2:dec") for h in csv2_unaffected}
+    lowered |= {(h, "m:ID_AA64PFR0_EL1.CSV3:dec") for h in run.HOST_BY_LABEL if h != "a64fx"}
+    assert accepted == own | lowered

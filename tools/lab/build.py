@@ -31,6 +31,9 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 #: kernel label -> (suite of the cloud-flavour metapackage, expected upstream prefix)
 KERNELS = {"6.12": "bookworm-backports", "7.3": "trixie-backports"}
+#: kernels measured once (fetched as ``tools.lab.vmm.EXTRA_KERNELS``) whose fixtures and probe corpus
+#: are committed: the recorded replays check them offline, the live lab (CI) boots only KERNELS
+RECORDED_KERNELS = ("6.1",)
 GUEST_SUITES = ("bookworm", "bookworm-backports", "trixie-backports")
 USERLAND = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libc6", "zlib1g", "libexpat1")
 #: python3.11-minimal lacks json and dataclasses (the register table needs both), tomllib and

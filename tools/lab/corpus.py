@@ -1,6 +1,7 @@
 """Phase B: a ground-truth corpus of what real KVM answered, for unit tests that cannot boot.
 
-Usage (repository root): ``python3 -m tools.lab.corpus [--kernel 6.12]`` (needs Phase A fixtures).
+Usage (repository root): ``python3 -m tools.lab.corpus [--kernel 6.12]`` (needs Phase A fixtures;
+``--kernel 6.1`` records a RECORDED_KERNELS corpus, booted through ``tools.lab.vmm``).
 
 Per kernel, each lab host (one boot each) probes, on fresh VMs:
   x:<src>        every host's full snapshot as a host-passthrough definition, with its vCPU features
@@ -279,7 +280,7 @@ def write(corpus: dict) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Phase B: record KVM's verdicts on many definitions")
-    ap.add_argument("--kernel", action="append", choices=sorted(build.KERNELS))
+    ap.add_argument("--kernel", action="append", choices=sorted([*build.KERNELS, *build.RECORDED_KERNELS]))
     ap.add_argument("--host", action="append", choices=sorted(run.HOST_BY_LABEL))
     args = ap.parse_args()
     hosts = [run.HOST_BY_LABEL[h] for h in args.host] if args.host else list(run.HOSTS)

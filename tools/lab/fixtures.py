@@ -6,8 +6,8 @@ Writes ``tests/fixtures/lab/<kernel>/<host>.json`` (full-feature HostSnapshot + 
 ``tests/fixtures/lab/<kernel>/variants/<host>.<variant>.json`` (``nofeatures``: vCPU without
 optional features; ``no-impl-id``: VM without KVM_CAP_ARM_WRITABLE_IMP_ID_REGS, 7.3 only) and
 ``tests/fixtures/lab/writable-masks.json`` (per kernel; the masks are host-independent).
-``--kernel 6.1`` (an extra kernel, ``tools.lab.vmm``; the migration runs' oldest) takes the
-snapshots of the hosts given with ``--host``; 6.1 has no writable masks (Linux 6.7+).
+``--kernel 6.1`` (an extra kernel, ``tools.lab.vmm``; recorded only, ``build.RECORDED_KERNELS``)
+takes them on 6.1, which has no writable masks (Linux 6.7+).
 ``--check`` re-takes them and reports differences instead of writing.
 """
 
