@@ -91,7 +91,7 @@ def _checked(register: str, writable: int) -> tuple[tuple[Field, ...], int]:
     return checked, mask
 
 
-def _kind(reg: Register | None, snap: HostSnapshot) -> str:
+def _kind(reg: Register | None, snap: HostSnapshot, writable: int) -> str:
     if reg is None:
         return UNKNOWN
     if reg.implementation_id:
@@ -102,7 +102,7 @@ def _kind(reg: Register | None, snap: HostSnapshot) -> str:
         return CLIDR
     if reg.aarch32 and not snap.aarch32_el0:
         return AARCH32_RAZ
-    if snap.writable_masks is None and not _writable(snap, reg.name):
+    if snap.writable_masks is None and not writable:
         return NO_MASKS
     return GENERIC
 
@@ -131,8 +131,8 @@ def reads_as_zero(name: str, features: frozenset[str]) -> bool:
 
 def build_view(snap: HostSnapshot, features: frozenset[str]) -> HostView:
     views = {name: register_view(snap, features, name) for name in snap.registers}
-    for name in hidden_masks(features):
-        if name not in views and reads_as_zero(name, features):
+    for name, hidden in hidden_masks(features).items():
+        if hidden == U64 and name not in views:  # reads_as_zero: the snapshot need not have it
             views[name] = register_view(snap, features, name)
     return HostView(snap, features, views, snap.aarch32_el0)
 
@@ -142,10 +142,11 @@ def register_view(snap: HostSnapshot, features: frozenset[str], name: str) -> Re
     or read as zero for ``features``): a host's first check builds only the registers a
     definition changes."""
     reg = load_table().get(name)
-    kind = _kind(reg, snap)
-    value = snap.registers[name] if name in snap.registers or not reads_as_zero(name, features) else 0
-    limit = value & ~hidden_masks(features).get(name, 0)
     writable = _writable(snap, name)
+    kind = _kind(reg, snap, writable)
+    hidden = hidden_masks(features).get(name, 0)
+    value = snap.registers[name] if name in snap.registers or hidden != U64 else 0
+    limit = value & ~hidden
     checked, mask = _checked(name, writable) if kind == GENERIC else _NOTHING_CHECKED
     return RegisterView(name, reg, kind, limit, writable, checked, mask)
 

@@ -156,8 +156,8 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
     state.reset()
     try:
         states = host_states(list(fleet))
-        ours = [f for f in hm.enabled_filters if type(f).__name__ == "ArmCpuModelFilter"]
-        our_weighers = [w for w in hm.weighers if type(w).__module__.startswith("arm_cpu_filter")]
+        ours = [f for f in hm.enabled_filters if is_ours(f)]
+        our_weighers = [w for w in hm.weighers if is_ours(w)]
         migrating = str(uuidlib.uuid4())
         first = next(iter(fleet))
         open_store(url).record_instance(migrating, fleet[first].as_definition(), first)
@@ -187,12 +187,9 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
 
         def run(spec: Any, with_ours: bool, weighers: list[Any] | None = None, states: list[Any] = states,
                 filters: list[Any] | None = None) -> float:
-            t = time.perf_counter()
-            hosts = states
-            if with_ours or filters:
-                hosts = list(hm.filter_handler.get_filtered_objects(ours if with_ours else filters, hosts, spec))
-            hm.weight_handler.get_weighed_objects(our_weighers if with_ours else weighers or [], hosts, spec)
-            return time.perf_counter() - t
+            if with_ours:
+                return timed_request(hm, spec, ours, our_weighers, states)
+            return timed_request(hm, spec, filters or [], weighers or [], states)
 
         out: dict[str, float] = {}
         cold = time.perf_counter()
@@ -245,33 +242,38 @@ def bench_nova(url: str, fleet: dict[str, HostSnapshot], repeat: int = 5) -> dic
         state.reset()
 
 
+def is_ours(plugin: Any) -> bool:
+    """Is ``plugin`` (a Nova filter or weigher object) this project's?"""
+    return type(plugin).__module__.startswith("arm_cpu_filter")
+
+
+def timed_request(hm: Any, spec: Any, filters: list[Any], weighers: list[Any], hosts: list[Any]) -> float:
+    """Seconds one request takes through Nova's filter handler (skipped without filters) and weight
+    handler, as the scheduler runs them."""
+    t = time.perf_counter()
+    if filters:
+        hosts = list(hm.filter_handler.get_filtered_objects(filters, hosts, spec) or [])
+    hm.weight_handler.get_weighed_objects(weighers, hosts, spec)
+    return time.perf_counter() - t
+
+
 def pipeline_overhead(hm: Any, specs: dict[str, Any], candidates: dict[str, list[Any]], prefiltered: str,
                       repeat: int) -> dict[str, float]:
     """What our filter and weigher change in the scheduler an operator runs: the sandbox's Nova
     filters and all of Nova's weighers, ours appended after them (module docstring)."""
-
-    def ours(plugin: Any) -> bool:
-        return type(plugin).__module__.startswith("arm_cpu_filter")
-
-    nova_filters = [f for f in hm.enabled_filters if not ours(f)]
-    nova_weighers = [w for w in hm.weighers if not ours(w)]
+    nova_filters = [f for f in hm.enabled_filters if not is_ours(f)]
+    nova_weighers = [w for w in hm.weighers if not is_ours(w)]
     with_ours = (hm.enabled_filters, hm.weighers)  # ours come last in both (sandbox.nova_conf)
-
-    def run(spec: Any, filters: list[Any], weighers: list[Any], hosts: list[Any]) -> float:
-        t = time.perf_counter()
-        kept = list(hm.filter_handler.get_filtered_objects(filters, hosts, spec) or [])
-        hm.weight_handler.get_weighed_objects(weighers, kept, spec)
-        return time.perf_counter() - t
 
     out: dict[str, float] = {}
     overheads = []
     for label, spec in specs.items():
         hosts = candidates[label]
-        run(spec, *with_ours, hosts)  # warm
+        timed_request(hm, spec, *with_ours, hosts)  # warm
         plugin, nova = [], []
         for _ in range(max(2, repeat // 2)):  # interleaved, as above; each run weighs with all of Nova's weighers
-            plugin.append(run(spec, *with_ours, hosts))
-            nova.append(run(spec, nova_filters, nova_weighers, hosts))
+            plugin.append(timed_request(hm, spec, *with_ours, hosts))
+            nova.append(timed_request(hm, spec, nova_filters, nova_weighers, hosts))
         ms = (min(plugin) - min(nova)) * 1e3
         out[f"nova_pipeline_ms[{label}]"] = round(min(nova) * 1e3, 1)
         out[f"nova_pipeline_overhead_ms[{label}]"] = round(ms, 2)
